@@ -1,0 +1,1 @@
+"""The data pipeline: raw counseling corpora to the task's SFT dataset."""

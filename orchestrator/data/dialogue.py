@@ -1,0 +1,74 @@
+"""The unified dialogue format and readers of raw corpora."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Role prefixes of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role.
+ROLE_PREFIXES = {
+    "user": ("来访者：", "来访者:", "求助者：", "求助者:"),
+    "assistant": ("心理咨询师：", "心理咨询师:", "咨询师：", "支持者：", "支持者:"),
+}
+# How turns are written into a model input (the instruction says "心理咨询对话").
+ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" (client) or "assistant" (counselor)
+    text: str
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """One dialogue in the unified format."""
+
+    id: str
+    source: str
+    turns: tuple[Turn, ...]
+    topic: str | None = None
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def client_text(self) -> str:
+        return "\n".join(t.text for t in self.turns if t.role == "user")
+
+    def render(self) -> str:
+        """The dialogue as model input: one `角色：text` line per turn."""
+        return "\n".join(f"{ROLE_LABELS[t.role]}：{t.text}" for t in self.turns)
+
+
+def split_role(line: str) -> Turn | None:
+    """A turn from a line with a known role prefix, else None."""
+    for role, prefixes in ROLE_PREFIXES.items():
+        for prefix in prefixes:
+            if line.startswith(prefix):
+                return Turn(role, line[len(prefix) :].strip())
+    return None
+
+
+def read_cpsycound(path: Path) -> Dialogue:
+    """A CPsyCounD `.txt` file: turns separated by blank lines, each with a role prefix."""
+    turns = []
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        block = " ".join(block.split())
+        turn = split_role(block)
+        if turn is not None and turn.text:
+            turns.append(turn)
+        elif turns and block:  # a continuation paragraph of the previous turn
+            turns[-1] = Turn(turns[-1].role, f"{turns[-1].text} {block}")
+    return Dialogue(id=f"cpsycound/{path.stem}", source="CPsyCounD", turns=tuple(turns))
+
+
+def tail_truncate(dialogue: Dialogue, max_chars: int, max_turns: int) -> Dialogue:
+    """Keep the most recent turns within both limits (at least the last turn, cut at its end)."""
+    kept: list[Turn] = []
+    total = 0
+    for turn in reversed(dialogue.turns):
+        if len(kept) >= max_turns or (kept and total + len(turn.text) > max_chars):
+            break
+        kept.append(turn)
+        total += len(turn.text)
+    if kept and len(kept[0].text) > max_chars:
+        kept[0] = Turn(kept[0].role, kept[0].text[-max_chars:])
+    return Dialogue(dialogue.id, dialogue.source, tuple(reversed(kept)), dialogue.topic, dialogue.meta)

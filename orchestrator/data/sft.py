@@ -1,0 +1,63 @@
+"""SFT rows in LLaMA-Factory's alpaca format, and deterministic stratified splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.data.dialogue import Dialogue
+from orchestrator.fileio import write_text_atomic
+from orchestrator.task import Task
+
+Labeler = Callable[[Dialogue], dict[str, Any]]
+
+
+def sft_row(task: Task, dialogue: Dialogue, labels: dict[str, Any]) -> dict[str, Any]:
+    """One alpaca row: the task's instruction, the dialogue, the labels as canonical JSON."""
+    problems = task.answer_errors(labels)
+    if problems:
+        raise ValueError(f"{dialogue.id}: labels break the {task.name} schema: {problems}")
+    return {
+        "id": dialogue.id,
+        "instruction": task.instruction,
+        "input": dialogue.render(),
+        "output": task.canonical_answer(labels),
+    }
+
+
+def _bucket(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def stratified_split(
+    rows: list[dict[str, Any]], stratify: Callable[[dict[str, Any]], str], fractions: dict[str, float]
+) -> dict[str, list[dict[str, Any]]]:
+    """Split rows by hash of their id within each class; every split but the first gets at
+    least one row of each class that has enough rows. Same input, same split."""
+    names = list(fractions)
+    out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_class[stratify(row)].append(row)
+    for cls in sorted(by_class):
+        members = sorted(by_class[cls], key=lambda r: _bucket(r["id"]))
+        start = 0
+        for name in reversed(names[1:]):
+            want = round(len(members) * fractions[name])
+            if want == 0 and len(members) - start > len(names) - 1:
+                want = 1
+            out[name].extend(members[start : start + want])
+            start += want
+        out[names[0]].extend(members[start:])
+    for name in names:
+        out[name].sort(key=lambda r: r["id"])
+    return out
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows as JSON lines, atomically."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

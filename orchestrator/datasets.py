@@ -1,0 +1,124 @@
+"""Reading and checking SFT dataset files row by row (file:line for every problem)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.task import Task
+
+# LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
+ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
+REQUIRED_ROLES = ("prompt", "response")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A bad row: where (file and line), what, and how to fix it."""
+
+    path: Path
+    line: int | None
+    message: str
+    fix: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One dataset row with its 1-based line (jsonl) or item number (json list)."""
+
+    line: int
+    data: Any
+
+
+def read_rows(path: Path) -> Iterator[Row | RowProblem]:
+    """Rows of a `.jsonl` file (one per line) or a `.json` list; unparsable rows as problems."""
+    if path.suffix == ".json":
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            yield RowProblem(path, exc.lineno, f"not valid JSON: {exc.msg}")
+            return
+        if not isinstance(items, list):
+            yield RowProblem(path, None, "a .json dataset must be a list of rows")
+            return
+        for i, item in enumerate(items, start=1):
+            yield Row(i, item)
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Row(number, json.loads(line))
+            except json.JSONDecodeError as exc:
+                yield RowProblem(path, number, f"not valid JSON: {exc.msg}", "one JSON object per line")
+
+
+def parse_answer(text: Any) -> tuple[Any, str | None]:
+    """(parsed answer, error) for a response string that must be exactly one JSON value."""
+    if not isinstance(text, str):
+        return None, f"response is {type(text).__name__}, not a JSON string"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"response is not valid JSON ({exc.msg}): {text[:80]!r}"
+
+
+def check_rows(
+    path: Path, columns: dict[str, str] | None = None, task: Task | None = None
+) -> tuple[list[Row], list[RowProblem]]:
+    """Rows of an alpaca dataset and every problem: missing columns, bad answers."""
+    columns = {**ALPACA_COLUMNS, **(columns or {})}
+    rows: list[Row] = []
+    problems: list[RowProblem] = []
+    for item in read_rows(path):
+        if isinstance(item, RowProblem):
+            problems.append(item)
+            continue
+        if not isinstance(item.data, dict):
+            problems.append(RowProblem(path, item.line, "a row must be a JSON object"))
+            continue
+        missing = [columns[r] for r in REQUIRED_ROLES if columns[r] not in item.data]
+        if missing:
+            problems.append(
+                RowProblem(
+                    path,
+                    item.line,
+                    f"missing column(s) {missing}; row keys are {sorted(item.data)}",
+                    "make the row keys match `columns` in dataset_info.json",
+                )
+            )
+            continue
+        rows.append(item)
+        if task is not None:
+            problems.extend(
+                RowProblem(path, item.line, message, fix)
+                for message, fix in answer_problems(task, item.data[columns["response"]])
+            )
+    return rows, problems
+
+
+def answer_problems(task: Task, response: Any) -> list[tuple[str, str]]:
+    """(message, fix) for each way a training answer breaks the task's format or schema."""
+    answer, error = parse_answer(response)
+    if error:
+        return [(error, f"the answer must be JSON like {_example(task)}")]
+    return [(f"answer does not match the {task.name} schema: {e}", "") for e in task.answer_errors(answer)]
+
+
+def _example(task: Task) -> str:
+    return task.canonical_answer({k: task.field_values(k)[0] for k in task.field_names})
+
+
+def user_content(row: dict[str, Any], columns: dict[str, str] | None = None) -> str:
+    """The user turn LLaMA-Factory builds from an alpaca row: prompt and query joined by a newline."""
+    columns = {**ALPACA_COLUMNS, **(columns or {})}
+    parts = [row.get(columns["prompt"]) or "", row.get(columns["query"]) or ""]
+    return "\n".join(p for p in parts if p)

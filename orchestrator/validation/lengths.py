@@ -1,0 +1,81 @@
+"""Token lengths of a dataset under a model's tokenizer and LLaMA-Factory template."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.datasets import ALPACA_COLUMNS, check_rows, user_content
+from orchestrator.validation import llamafactory as lf
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    """Prompt+answer token lengths over a dataset, and what cutoff_len would cut."""
+
+    rows: int
+    p50: int
+    p95: int
+    max: int
+    answers_cut: int
+    prompts_cut: int
+
+    @property
+    def suggested(self) -> int:
+        """The smallest multiple of 64 that cuts nothing."""
+        return int(math.ceil((self.max + 1) / 64) * 64)
+
+
+def measure(
+    ctx: Any, model_dir: Path, template_name: str, data: Path, columns: dict | None, cutoff_len: int
+) -> LengthStats:
+    """Encode every row exactly as LLaMA-Factory's supervised processor does and count cuts."""
+    key = (str(model_dir), template_name, str(data), data.stat().st_mtime_ns, str(columns))
+    if key not in ctx.length_cache:
+        ctx.length_cache[key] = _pair_lengths(model_dir, template_name, data, columns)
+    pairs, efficient_eos = ctx.length_cache[key]
+    infer_seqlen = lf.infer_seqlen()
+    answers_cut = prompts_cut = 0
+    for prompt_len, answer_len in pairs:
+        budget = cutoff_len - (1 if efficient_eos else 0)
+        kept_prompt, kept_answer = infer_seqlen(prompt_len, answer_len, budget)
+        answers_cut += kept_answer < answer_len
+        prompts_cut += kept_prompt < prompt_len
+    totals = sorted(p + a + (1 if efficient_eos else 0) for p, a in pairs) or [0]
+    return LengthStats(
+        rows=len(pairs),
+        p50=totals[len(totals) // 2],
+        p95=totals[min(len(totals) - 1, math.ceil(0.95 * len(totals)) - 1)],
+        max=totals[-1],
+        answers_cut=answers_cut,
+        prompts_cut=prompts_cut,
+    )
+
+
+def _pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None):
+    tokenizer = _tokenizer(model_dir)
+    template = lf.chat_template(tokenizer, template_name)
+    cols = {**ALPACA_COLUMNS, **(columns or {})}
+    rows, _ = check_rows(data, columns)
+    pairs = []
+    for row in rows:
+        messages = [
+            {"role": "user", "content": user_content(row.data, cols)},
+            {"role": "assistant", "content": str(row.data.get(cols["response"], ""))},
+        ]
+        prompt_ids, answer_ids = template.encode_oneturn(tokenizer, messages)
+        pairs.append((len(prompt_ids), len(answer_ids)))
+    return pairs, bool(getattr(template, "efficient_eos", False))
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _tokenizer(model_dir: Path) -> Any:
+    if str(model_dir) not in _TOKENIZERS:
+        from transformers import AutoTokenizer
+
+        _TOKENIZERS[str(model_dir)] = AutoTokenizer.from_pretrained(str(model_dir))
+    return _TOKENIZERS[str(model_dir)]

@@ -1,0 +1,68 @@
+"""What validation reports: one Problem per finding, with where and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from orchestrator.project import Project
+
+
+class Severity(str, Enum):
+    ERROR = "error"  # the job would crash or train the wrong thing: refuse to submit
+    WARNING = "warning"  # likely a mistake or a job that cannot run here yet
+    INFO = "info"  # a fact worth knowing (state of output_dir, hardware)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of one rule about one config."""
+
+    severity: Severity
+    rule: str
+    where: str
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+    def render(self) -> str:
+        text = f"{self.severity.value.upper():7} [{self.rule}] {self.where}: {self.message}"
+        return text + (f"\n        fix: {self.fix}" if self.fix else "")
+
+
+@dataclass
+class ConfigUnderTest:
+    """A LLaMA-Factory config as it will be parsed, with what validation needs around it."""
+
+    project: Project
+    source: str  # the config file, relative to the project root where possible
+    values: dict[str, Any]
+    stage: str  # sft (any training stage), predict or export
+    origins: dict[str, str]
+
+    def where(self, key: str | None = None) -> str:
+        """`file: key (set in template)` for messages."""
+        if key is None:
+            return self.source
+        origin = self.origins.get(key)
+        return f"{self.source}: {key}" + (f" (set in {origin})" if origin else "")
+
+    def path(self, key: str) -> Path | None:
+        """A path-valued key resolved against the project root (jobs run there)."""
+        value = self.values.get(key)
+        return self.project.resolve(str(value)) if value else None
+
+
+def stage_of(values: dict[str, Any]) -> str:
+    """Which kind of run a config describes: export, predict or (any) training."""
+    if values.get("export_dir"):
+        return "export"
+    if values.get("do_predict") and not values.get("do_train"):
+        return "predict"
+    return "sft"

@@ -1,0 +1,95 @@
+"""Shared fixtures: a throwaway copy of the project, tiny local models, the SmolLM2 demo model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tinymodels import build_tiny_qwen3
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ID = "orch-test/tiny-qwen3"
+TINY_TEMPLATE = """{#- A tiny random Qwen3 for tests. -#}
+{% extends "families/qwen3.yaml.j2" %}
+{% block model %}
+orch:
+  description: tiny random Qwen3 (tests)
+model_name_or_path: orch-test/tiny-qwen3
+cutoff_len: 1024
+{% endblock %}
+"""
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """A model cache holding the tiny Qwen3 (built once per test session)."""
+    cache = tmp_path_factory.mktemp("models")
+    texts = []
+    for line in (REPO / "data/student_mental/train.jsonl").read_text(encoding="utf-8").splitlines()[:200]:
+        row = json.loads(line)
+        texts.append(row["instruction"] + row["input"] + row["output"])
+    build_tiny_qwen3(cache / TINY_ID, texts)
+    return cache
+
+
+@pytest.fixture
+def project(tmp_path, model_cache, monkeypatch):
+    """A copy of the repository's templates, rendered configs and (a slice of) data.
+
+    It adds the model `tiny-qwen3` (a new model template, as an ops engineer
+    would) and points ORCH_ROOT and ORCH_MODEL_CACHE at the copy.
+    """
+    from orchestrator.project import Project
+
+    root = tmp_path / "proj"
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "llamafactory_configs", root / "llamafactory_configs")
+    (root / "templates/models/tiny-qwen3.yaml.j2").write_text(TINY_TEMPLATE, encoding="utf-8")
+    for split, count in (("train", 40), ("test", 10)):
+        lines = (REPO / f"data/student_mental/{split}.jsonl").read_text(encoding="utf-8").splitlines()[:count]
+        target = root / f"data/student_mental/{split}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("ORCH_ROOT", str(root))
+    monkeypatch.setenv("ORCH_MODEL_CACHE", str(model_cache))
+    return Project(root)
+
+
+@pytest.fixture
+def catalog(project):
+    from orchestrator.catalog import Catalog
+
+    return Catalog(project)
+
+
+@pytest.fixture
+def orch():
+    """Run `orch ...` in-process; returns click's Result (exit_code, output)."""
+    from orchestrator.cli import cli
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct, prepared into the repository's model cache once."""
+    from orchestrator.catalog import Catalog
+    from orchestrator.prepare import prepare_model
+    from orchestrator.project import Project
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("ORCH_MODEL_CACHE", raising=False)
+        return prepare_model(Catalog(Project(REPO)), "smollm2-135m", log=lambda _m: None)
