@@ -51,8 +51,9 @@ class Layer:
 class Catalog:
     """Finds and renders what lives under a project's `templates/`."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, saves: str = "saves"):
         self.project = project
+        self.saves = saves  # committed configs say `saves`; job configs use the project's setting
         self.env: jinja2.Environment = make_env(project.templates)
 
     # --- discovery -------------------------------------------------------
@@ -146,7 +147,7 @@ class Catalog:
             "model": model,
             "method": method,
             "task": task.context(),
-            "paths": {"configs": "llamafactory_configs", "saves": "saves"},
+            "paths": {"configs": "llamafactory_configs", "saves": self.saves},
         }
 
     def _layer(self, name: str, context: dict[str, Any]) -> Layer:

@@ -152,6 +152,126 @@ def validate(models, all_models, configs, method, task, sets, as_json, quiet) ->
     sys.exit(0 if report.ok else 1)
 
 
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--method", "-m", default="lora", show_default=True, help="lora or qlora.")
+@click.option("--executor", "-e", default=None, help="slurm or local (default: $ORCH_EXECUTOR, else slurm if found).")
+@task_option
+@set_option
+@click.option("--then", "then", default="", help="Chain stages after training: predict,export (afterok).")
+@click.option("--restart", is_flag=True, help="Train from scratch; the old output directory is moved aside.")
+@click.option("--allow-config-change", is_flag=True, help="Resume even though the config changed since the checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Render, validate and plan; submit nothing.")
+@click.option("--partition", default=None, help="SLURM partition.")
+@click.option("--time", "time_limit", default=None, help="SLURM time limit, e.g. 24:00:00.")
+@click.option("--nodes", type=int, default=None, help="SLURM nodes (multi-node uses torchrun).")
+@click.option("--gpus-per-node", type=int, default=None, help="GPUs per node (0 for a CPU partition).")
+@click.option("--cpus", "cpus_per_task", type=int, default=None, help="CPUs per task.")
+@click.option("--mem", default=None, help="Memory per node, e.g. 32G.")
+@click.option("--signal-seconds", type=int, default=None, help="Requeue signal this long before the time limit.")
+@click.option("--max-requeues", type=int, default=None, help="Upper bound on automatic requeues.")
+def submit(
+    models,
+    method,
+    executor,
+    task,
+    sets,
+    then,
+    restart,
+    allow_config_change,
+    dry_run,
+    partition,
+    time_limit,
+    nodes,
+    gpus_per_node,
+    cpus_per_task,
+    mem,
+    signal_seconds,
+    max_requeues,
+) -> None:
+    """Render, validate and submit training (and chained predict/export) jobs."""
+    from orchestrator.executors import default_executor_name
+    from orchestrator.submit import SubmitOptions
+    from orchestrator.submit import submit as do_submit
+
+    catalog = _catalog()
+    for name in models:
+        catalog.check_model(name)
+    catalog.check_method(method)
+    opts = SubmitOptions(
+        method=method,
+        executor=executor or default_executor_name(),
+        task=task,
+        sets=tuple(sets),
+        restart=restart,
+        then=tuple(s for s in then.split(",") if s),
+        dry_run=dry_run,
+        allow_config_change=allow_config_change,
+        command="orch " + " ".join(sys.argv[1:]),
+        resources={
+            "partition": partition,
+            "time": time_limit,
+            "nodes": nodes,
+            "gpus_per_node": gpus_per_node,
+            "cpus_per_task": cpus_per_task,
+            "mem": mem,
+            "signal_seconds": signal_seconds,
+            "max_requeues": max_requeues,
+        },
+    )
+    do_submit(catalog, list(models), opts, log=lambda msg: click.echo(msg, err=msg.endswith("...")))
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--all", "all_runs", is_flag=True, help="Every run in the ledger.")
+def status(run: str | None, all_runs: bool) -> None:
+    """A table of runs: job id, state, step/total, last loss, elapsed."""
+    from orchestrator.monitor import all_status, run_status
+    from orchestrator.runs import Run
+
+    project = find_project()
+    rows = all_status(project) if all_runs or not run else [s for s in [run_status(project, Run.parse(run))] if s]
+    if not rows:
+        click.echo("no runs yet (orch submit MODEL)")
+        return
+    table = [("RUN", "EXECUTOR", "JOB", "STATE", "STEP", "LOSS", "ELAPSED")]
+    table += [(r.run, r.executor, r.job_id, r.state, r.step, r.loss, r.elapsed) for r in rows]
+    click.echo(_table(table))
+    for r in rows:
+        if r.log_tail and r.state not in ("CANCELLED",):
+            click.echo(f"\n{r.run}: {r.state}{' (' + r.reason + ')' if r.reason else ''}; last lines of its log:")
+            click.echo(r.log_tail)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+def logs(run: str, follow: bool) -> None:
+    """Print a run's job log."""
+    from orchestrator.monitor import follow as follow_log
+    from orchestrator.monitor import log_path
+    from orchestrator.runs import Run
+
+    project = find_project()
+    if follow:
+        follow_log(project, Run.parse(run), lambda text: click.echo(text, nl=False))
+        return
+    path = log_path(project, Run.parse(run))
+    click.echo(path.read_text(encoding="utf-8", errors="replace") if path.is_file() else f"(no log yet: {path})")
+
+
+@cli.command()
+@click.argument("run")
+def cancel(run: str) -> None:
+    """Cancel a run's job. Its checkpoints stay; the next submit resumes."""
+    from orchestrator.monitor import cancel as do_cancel
+    from orchestrator.runs import Run
+
+    job_id = do_cancel(find_project(), Run.parse(run), command="orch " + " ".join(sys.argv[1:]))
+    click.echo(f"cancelled job {job_id} of {run}")
+
+
 @cli.group(cls=_Group)
 def models() -> None:
     """Local model weights."""

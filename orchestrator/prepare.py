@@ -11,7 +11,6 @@ it is moved into place.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -23,7 +22,7 @@ from typing import Any
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
-from orchestrator.fileio import write_json_atomic
+from orchestrator.fileio import sha256_file, write_json_atomic
 from orchestrator.models import resolve_model
 
 MARKER = "orch-prepared.json"
@@ -61,7 +60,7 @@ def prepare_model(catalog: Catalog, name: str, *, force: bool = False, log: Log 
         {
             "model": name,
             "source": recipe,
-            "gguf_sha256": _sha256(gguf),
+            "gguf_sha256": sha256_file(gguf),
             "prepared_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "check_reply": reply,
         },
@@ -162,10 +161,3 @@ def check_stops_at_end_of_turn(model_dir: Path, max_new_tokens: int = 96) -> str
         )
     return tokenizer.decode(new, skip_special_tokens=True).strip()
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

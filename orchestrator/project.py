@@ -17,6 +17,7 @@ from orchestrator.errors import OrchError
 
 MODEL_CACHE_ENV = "ORCH_MODEL_CACHE"
 ROOT_ENV = "ORCH_ROOT"
+SAVES_ENV = "ORCH_SAVES"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,22 @@ class Project:
         return self.root / "llamafactory_configs"
 
     @property
-    def saves(self) -> Path:
-        return self.root / "saves"
+    def saves_setting(self) -> str:
+        """Where run outputs go: `$ORCH_SAVES` (relative to the root, or absolute), default `saves`."""
+        return os.environ.get(SAVES_ENV) or "saves"
+
+    @property
+    def jobs(self) -> Path:
+        """Job scripts, job configs, logs and the ledger."""
+        return self.root / "jobs"
+
+    @property
+    def ledger(self) -> Path:
+        return self.jobs / "ledger.jsonl"
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps" / "steps.md"
 
     @property
     def model_cache(self) -> Path:

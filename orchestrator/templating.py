@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["yaml"] = _to_yaml_scalar
+    env.filters["shquote"] = lambda value: shlex.quote(str(value))
     return env
 
 

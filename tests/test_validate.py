@@ -223,8 +223,20 @@ def test_output_dir_state(project, catalog, layout, severity, text):
     assert text in found[0].message
 
 
+def test_incomplete_checkpoint_warns(project, catalog):
+    out = project.root / "saves/tiny-qwen3/lora/sft"
+    (out / "checkpoint-10").mkdir(parents=True)
+    (out / "checkpoint-10/trainer_state.json").write_text("{}")
+    (out / "checkpoint-20").mkdir()  # killed while saving: no trainer_state.json
+    found = problems(project, catalog, tiny_config(catalog), Severity.WARNING, "output-dir")
+    assert "cut off while being written: checkpoint-20" in found[0].message
+    info = problems(project, catalog, tiny_config(catalog), Severity.INFO, "output-dir")
+    assert "resumable from checkpoint-10" in info[0].message
+
+
 def test_overwrite_output_dir_warns_about_stale_checkpoints(project, catalog):
     (project.root / "saves/tiny-qwen3/lora/sft/checkpoint-10").mkdir(parents=True)
+    (project.root / "saves/tiny-qwen3/lora/sft/checkpoint-10/trainer_state.json").write_text("{}")
     found = problems(project, catalog, tiny_config(catalog, overwrite_output_dir=True), Severity.WARNING, "output-dir")
     assert "does not remove the 1 old checkpoint" in found[0].message
 

@@ -451,6 +451,15 @@ def output_dir(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         yield Problem(
             INFO, "output-dir", cfg.where("output_dir"), f"{rel} is resumable from {status.latest_checkpoint.name}"
         )
+    if status.incomplete:
+        names = ", ".join(p.name for p in status.incomplete)
+        yield Problem(
+            WARNING,
+            "output-dir",
+            cfg.where("output_dir"),
+            f"{rel} has checkpoint(s) cut off while being written: {names}",
+            "orch submit sets them aside and resumes from the latest complete one",
+        )
     if cfg.values.get("overwrite_output_dir") and status.checkpoints:
         yield Problem(
             WARNING,

@@ -1,0 +1,106 @@
+"""What runs inside a job: resume from the latest checkpoint, run LLaMA-Factory, record the outcome.
+
+    python -m orchestrator.jobrun JOB_DIR
+
+The job script (templates/jobs/job.sh.j2) calls this on the compute node.
+Because a requeued SLURM job runs the same script again, the checkpoint to
+resume from is found here, at start time, and passed to llamafactory-cli
+as an explicit `resume_from_checkpoint` (never relying on
+`overwrite_output_dir` semantics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestrator.outputs import output_status, set_aside_incomplete
+from orchestrator.project import Project
+from orchestrator.runs import ORCH_CONFIG, STAGE_COMMAND, Run, log_tail, record_event, training_summary
+
+
+def main(job_dir: Path) -> int:
+    job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    project = Project(Path(job["root"]))
+    run = Run(job["model"], job["method"], job["stage"], job.get("task"))
+    job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("ORCH_JOB_ID") or job.get("job_id")
+    leader = os.environ.get("NODE_RANK", os.environ.get("SLURM_NODEID", "0")) == "0"
+    requeues = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    output_dir = project.resolve(job["output_dir"])
+    config = job_dir / "config.yaml"
+    cmd = [_llamafactory_cli(), STAGE_COMMAND[run.stage], str(config)]
+    common = {
+        "executor": job["executor"],
+        "job_id": job_id,
+        "output_dir": job["output_dir"],
+        "config": project.relative(config),
+        "requeues": requeues or None,
+    }
+
+    resumed_from = None
+    if run.stage == "sft":
+        status = output_status(output_dir)
+        for moved in set_aside_incomplete(status):
+            print(f"orch: set aside a checkpoint cut off while being written: {project.relative(moved)}", flush=True)
+        latest = status.latest_checkpoint
+        if latest is not None:
+            resumed_from = project.relative(latest)
+            cmd.append(f"resume_from_checkpoint={latest}")
+            print(f"orch: resuming from {resumed_from}", flush=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if not (output_dir / ORCH_CONFIG).exists():
+            shutil.copyfile(config, output_dir / ORCH_CONFIG)
+    if leader:
+        event = "requeued" if requeues else "resumed" if resumed_from else "started"
+        record_event(project, run, event, resumed_from=resumed_from, **common)
+
+    print(f"orch: {' '.join(cmd)}", flush=True)
+    child = subprocess.Popen(cmd, cwd=project.root)
+    stopped = []
+
+    def forward(signum, _frame):
+        stopped.append(signum)
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = child.wait()
+    if not leader:
+        return code
+    if stopped:
+        record_event(
+            project,
+            run,
+            "interrupted",
+            message=f"stopped by signal {stopped[0]} (cancel, time limit "
+            "or requeue); the next start resumes from the latest checkpoint",
+            **common,
+        )
+        return 128 + stopped[0]
+    if code == 0:
+        summary = training_summary(output_dir) if run.stage == "sft" else {}
+        record_event(project, run, "finished", **summary, **common)
+    else:
+        record_event(
+            project,
+            run,
+            "failed",
+            message=f"llamafactory-cli exited with {code}",
+            log_tail=log_tail(project.resolve(job["log"])),
+            **common,
+        )
+    return code
+
+
+def _llamafactory_cli() -> str:
+    beside = Path(sys.executable).with_name("llamafactory-cli")
+    return str(beside) if beside.exists() else "llamafactory-cli"
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,0 +1,75 @@
+"""The append-only ledger `jobs/ledger.jsonl`: everything orch knows about runs.
+
+One JSON object per line, one line per event (submitted, started, resumed,
+requeued, finished, failed, cancelled, restarted). JSON lines rather than
+SQLite: it is readable with `tail`/`grep`, shows in diffs, and appending a
+line under `flock` is safe on the shared (often NFS) file systems of
+clusters, where SQLite's locking is not. Each event is one `write()` of a
+whole line on an O_APPEND descriptor under an exclusive lock, followed by
+fsync: a crash can at worst leave a partial *last* line, which readers skip;
+earlier lines are never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TERMINAL_EVENTS = {"finished", "failed", "cancelled", "timeout"}
+
+
+def now() -> str:
+    """UTC timestamp with seconds, as written in every record."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Append one record (a `time` is added if missing) and return it."""
+    record = {"time": now(), **record}
+    line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _repair_torn_tail(fd, path)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    return record
+
+
+def _repair_torn_tail(fd: int, path: Path) -> None:
+    """If a crash left a last line without its newline, end it so the next record starts clean."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) != b"\n":
+            os.write(fd, b"\n")
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """Every readable record in order; a torn line (crash mid-write) is skipped."""
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def for_run(path: Path, run: str) -> list[dict[str, Any]]:
+    """The records of one run, in order."""
+    return [r for r in read(path) if r.get("run") == run]

@@ -1,0 +1,170 @@
+"""`orch status`, `orch logs`, `orch cancel`: what the scheduler and LLaMA-Factory say about runs.
+
+Status also reconciles: a job that ended without recording its outcome
+(killed hard, timed out, cancelled by hand with scancel) gets that outcome
+written to the ledger and steps.md the first time status sees it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import ledger
+from orchestrator.errors import OrchError
+from orchestrator.executors import get_executor
+from orchestrator.executors.base import CANCELLED, COMPLETED, TIMEOUT, JobState
+from orchestrator.project import Project
+from orchestrator.runs import Run, known_runs, last_submission, log_tail, record_event
+
+OUTCOME_EVENTS = {COMPLETED: "finished", CANCELLED: "cancelled", TIMEOUT: "timeout"}
+
+
+@dataclass
+class RunStatus:
+    """One row of `orch status`."""
+
+    run: str
+    job_id: str
+    executor: str
+    state: str
+    step: str
+    loss: str
+    elapsed: str
+    reason: str = ""
+    log_tail: str = ""
+
+
+def run_status(project: Project, run: Run) -> RunStatus | None:
+    """The latest job of `run`, with progress from trainer_log.jsonl."""
+    sub = last_submission(project, run)
+    if sub is None:
+        return None
+    state = get_executor(sub["executor"], project.jobs).status(str(sub["job_id"]))
+    _reconcile(project, run, sub, state)
+    step, loss = _progress(project.resolve(sub["output_dir"])) if run.stage == "sft" else ("", "")
+    tail = log_tail(project.resolve(sub["log"]), 15) if state.state not in (COMPLETED, "RUNNING", "PENDING") else ""
+    return RunStatus(
+        run.name,
+        str(sub["job_id"]),
+        sub["executor"],
+        state.state,
+        step,
+        loss,
+        _elapsed(project, run, sub, state),
+        state.reason,
+        tail,
+    )
+
+
+def all_status(project: Project) -> list[RunStatus]:
+    return [s for run in known_runs(project) if (s := run_status(project, run)) is not None]
+
+
+def _progress(output_dir: Path) -> tuple[str, str]:
+    log = output_dir / "trainer_log.jsonl"
+    if not log.is_file():
+        return "", ""
+    last_step, last_loss, total = None, None, None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        last_step, total = entry.get("current_steps", last_step), entry.get("total_steps", total)
+        if entry.get("loss") is not None:
+            last_loss = entry["loss"]
+    step = f"{last_step}/{total}" if last_step is not None else ""
+    return step, f"{last_loss:.4f}" if isinstance(last_loss, (int, float)) else ""
+
+
+def _records_since(project: Project, run: Run, sub: dict) -> list[dict]:
+    records = ledger.for_run(project.ledger, run.name)
+    return [r for r in records if str(r.get("job_id")) == str(sub["job_id"]) and r["time"] >= sub["time"]]
+
+
+def _elapsed(project: Project, run: Run, sub: dict, state: JobState) -> str:
+    records = _records_since(project, run, sub)
+    starts = [r["time"] for r in records if r["event"] in ("started", "resumed", "requeued")]
+    if not starts:
+        return ""
+    # The job's own last word (finished, failed, interrupted) beats a later reconciliation record.
+    own = [r["time"] for r in records if r["event"] in ("finished", "failed", "interrupted")]
+    ends = own or [r["time"] for r in records if r["event"] in ledger.TERMINAL_EVENTS]
+    begin = dt.datetime.fromisoformat(starts[0])
+    end = dt.datetime.fromisoformat(ends[-1]) if ends and state.terminal else dt.datetime.now(dt.timezone.utc)
+    seconds = int((end - begin).total_seconds())
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _reconcile(project: Project, run: Run, sub: dict, state: JobState) -> None:
+    if not state.terminal:
+        return
+    records = _records_since(project, run, sub)
+    if any(r["event"] in ledger.TERMINAL_EVENTS for r in records):
+        return
+    event = OUTCOME_EVENTS.get(state.state, "failed")
+    message = f"seen by orch status: scheduler state {state.state}" + (f" ({state.reason})" if state.reason else "")
+    record_event(
+        project,
+        run,
+        event,
+        executor=sub["executor"],
+        job_id=sub["job_id"],
+        message=message,
+        output_dir=sub.get("output_dir"),
+        log_tail=log_tail(project.resolve(sub["log"])) if event != "finished" else None,
+    )
+
+
+def cancel(project: Project, run: Run, command: str = "") -> str:
+    """Cancel the run's pending or running job; outputs and checkpoints stay."""
+    sub = last_submission(project, run)
+    if sub is None:
+        raise OrchError(f"{run.name} was never submitted", fix="orch status --all lists known runs")
+    executor = get_executor(sub["executor"], project.jobs)
+    state = executor.status(str(sub["job_id"]))
+    if state.terminal:
+        raise OrchError(f"{run.name}: job {sub['job_id']} already ended ({state.state})")
+    executor.cancel(str(sub["job_id"]))
+    record_event(
+        project,
+        run,
+        "cancelled",
+        executor=sub["executor"],
+        job_id=sub["job_id"],
+        command=command,
+        output_dir=sub.get("output_dir"),
+        message="cancelled; checkpoints are kept and the next submit resumes",
+    )
+    return str(sub["job_id"])
+
+
+def log_path(project: Project, run: Run) -> Path:
+    sub = last_submission(project, run)
+    if sub is None:
+        raise OrchError(f"{run.name} was never submitted", fix="orch status --all lists known runs")
+    return project.resolve(sub["log"])
+
+
+def follow(project: Project, run: Run, emit: Callable[[str], None], poll: float = 1.0) -> None:
+    """Print the log as it grows until the job ends."""
+    sub = last_submission(project, run)
+    path = log_path(project, run)
+    executor = get_executor(sub["executor"], project.jobs)
+    position = 0
+    while True:
+        if path.is_file():
+            with path.open("rb") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+            if chunk:
+                emit(chunk.decode("utf-8", errors="replace"))
+        if executor.status(str(sub["job_id"])).terminal:
+            return
+        time.sleep(poll)

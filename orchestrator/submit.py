@@ -1,0 +1,337 @@
+"""`orch submit`: render, validate, decide resume/restart, write the job, hand it to an executor.
+
+Everything that can be refused is decided for every model before anything is
+submitted, so a bad model in a list submits nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.catalog import STAGES, Catalog
+from orchestrator.errors import OrchError
+from orchestrator.executors import JobSpec, get_executor
+from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomic
+from orchestrator.models import resolve_model
+from orchestrator.outputs import OutputState, output_status
+from orchestrator.render import render_run
+from orchestrator.runs import (
+    ORCH_CONFIG,
+    Run,
+    code_version,
+    dataset_files,
+    last_submission,
+    move_aside,
+    output_key,
+    record_event,
+    sha256_text,
+)
+from orchestrator.templating import render
+from orchestrator.validation import Severity, validate_run
+from orchestrator.validation.rules import Context
+
+RESOURCE_KEYS = (
+    "partition",
+    "nodes",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem",
+    "time",
+    "signal_seconds",
+    "max_requeues",
+)
+
+
+@dataclass
+class Plan:
+    """One job to submit (or a reason it is skipped)."""
+
+    run: Run
+    values: dict[str, Any]
+    text: str
+    slurm: dict[str, Any]
+    action: str  # "fresh", "resume", "restart", "skip"
+    note: str = ""
+    depends_on_stage: str | None = None
+    job_id: str | None = None
+    job_dir: Path | None = None
+    moved_to: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SubmitOptions:
+    method: str = "lora"
+    executor: str = "local"
+    task: str | None = None
+    sets: tuple[str, ...] = ()
+    restart: bool = False
+    then: tuple[str, ...] = ()
+    dry_run: bool = False
+    allow_config_change: bool = False
+    resources: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+
+
+def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callable[[str], None] = print) -> list[Plan]:
+    """Plan every job of every model, refuse on any problem, then submit them in order."""
+    project = catalog.project
+    job_catalog = Catalog(project, saves=project.saves_setting)
+    task = job_catalog.task(opts.task)
+    task_tag = None if task.name == catalog.default_task else task.name
+    executor = get_executor(opts.executor, project.jobs)
+    bad = [s for s in opts.then if s not in ("predict", "export")]
+    if bad:
+        raise OrchError(f"--then {','.join(bad)}: unknown stage", fix="use --then predict,export")
+    ctx = Context([job_catalog.task(name) for name in job_catalog.task_names()])
+    plans: list[Plan] = []
+    for model in models:
+        log(f"{model}: rendering and validating ...")
+        for stage in ("sft", *opts.then):
+            plans.append(_plan(job_catalog, executor, Run(model, opts.method, stage, task_tag), task, opts, ctx))
+    if opts.dry_run:
+        for plan in plans:
+            log(f"--- {plan.run.name}: {plan.action} {plan.note}\n{plan.text}")
+        return plans
+    by_model: dict[str, dict[str, Plan]] = {}
+    for plan in plans:
+        by_model.setdefault(plan.run.model, {})[plan.run.stage] = plan
+        if plan.action == "skip":
+            log(f"{plan.run.name}: {plan.note}")
+            continue
+        parent = by_model[plan.run.model].get("sft") if plan.run.stage != "sft" else None
+        depends = (parent.job_id,) if parent is not None and parent.job_id else ()
+        _execute(job_catalog, executor, plan, depends, opts)
+        log(
+            f"{plan.run.name}: submitted as {opts.executor} job {plan.job_id} ({plan.action}{plan.note and ': '}"
+            f"{plan.note}); logs: orch logs {plan.run.name}"
+        )
+    return plans
+
+
+def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: Context) -> Plan:
+    project = catalog.project
+    sets = tuple(opts.sets)
+    rendered = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
+    resolved = resolve_model(project, str(rendered.values.get("model_name_or_path", "")))
+    if resolved.path is not None and resolved.path != project.resolve(str(rendered.values["model_name_or_path"])):
+        sets += (f"{run.stage}.model_name_or_path={resolved.path}",)
+    report = validate_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,), ctx=ctx)
+    problems = [p for ps in report.problems.values() for p in ps]
+    problems += _executor_problems(opts.executor, rendered.values, rendered.path.name)
+    errors = [p for p in problems if p.severity is Severity.ERROR and p.rule != "output-dir"]
+    if errors:
+        raise OrchError(
+            f"{run.name}: the config fails validation; nothing was submitted\n"
+            + "\n".join("  " + p.render().replace("\n", "\n  ") for p in errors)
+        )
+    config = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
+    settings = catalog.settings(run.model, opts.method, task)
+    slurm = {**settings.get("orch", {}).get("slurm", {}), **{k: v for k, v in opts.resources.items() if v is not None}}
+    plan = Plan(run, config.values, config.text, slurm, "fresh")
+    _check_not_active(project, executor, run)
+    _decide_output(project, plan, opts)
+    return plan
+
+
+def _executor_problems(executor: str, values: dict[str, Any], source: str):
+    """Hardware that the chosen executor cannot give: refused here, not hours later."""
+    from orchestrator.validation.problems import Problem
+    from orchestrator.validation.rules import _has_cuda
+
+    if executor != "local" or _has_cuda():
+        return []
+    out = []
+    for key in ("bf16", "fp16", "quantization_bit"):
+        if values.get(key):
+            out.append(
+                Problem(
+                    Severity.ERROR,
+                    "hardware",
+                    f"{source}: {key}",
+                    f"{key} needs a CUDA GPU and the local executor runs on this machine, which has none",
+                    f"--set {key}=false for a CPU run, or --executor slurm"
+                    if key != "quantization_bit"
+                    else "use --method lora on CPU",
+                )
+            )
+    return out
+
+
+def _check_not_active(project, executor, run: Run) -> None:
+    last = last_submission(project, run)
+    if last is None or last.get("executor") != executor.name:
+        return
+    state = executor.status(str(last["job_id"]))
+    if state.active:
+        raise OrchError(
+            f"{run.name} already has {state.state.lower()} job {last['job_id']}; not submitted twice",
+            fix=f"wait for it (orch status {run.name}) or cancel it (orch cancel {run.name})",
+        )
+
+
+def _decide_output(project, plan: Plan, opts: SubmitOptions) -> None:
+    out = project.resolve(str(plan.values[output_key(plan.run.stage)]))
+    if plan.run.stage != "sft":
+        if out.exists() and any(out.iterdir()):
+            plan.action, plan.note = "restart", "earlier outputs will be moved aside"
+        return
+    status = output_status(out)
+    if opts.restart and out.exists():
+        plan.action, plan.note = "restart", "old outputs will be moved aside"
+        return
+    if status.state is OutputState.FINISHED:
+        plan.action, plan.note = "skip", f"already finished in {project.relative(out)}; --restart trains again"
+        return
+    if status.state is OutputState.BLOCKED:
+        raise OrchError(
+            f"{plan.run.name}: {project.relative(out)} holds weights but no checkpoint",
+            fix="--restart moves it aside and starts fresh",
+        )
+    if status.state is OutputState.RESUMABLE:
+        plan.action, plan.note = "resume", f"from {status.latest_checkpoint.name}"
+        _check_config_unchanged(project, plan, out, opts.allow_config_change)
+
+
+def _check_config_unchanged(project, plan: Plan, out: Path, allow: bool) -> None:
+    previous = out / ORCH_CONFIG
+    if not previous.is_file():
+        return
+    old, new = _comparable(yaml.safe_load(previous.read_text(encoding="utf-8"))), _comparable(plan.values)
+    if old == new:
+        return
+    diff = "".join(
+        difflib.unified_diff(
+            old.splitlines(True), new.splitlines(True), f"{project.relative(previous)} (checkpoint)", "now"
+        )
+    )
+    if not allow:
+        raise OrchError(
+            f"{plan.run.name}: the config changed since its checkpoints were written:\n{diff}",
+            fix="--allow-config-change resumes anyway; --restart starts fresh (old outputs kept)",
+        )
+    plan.note += " (config changed, allowed)"
+
+
+def _comparable(values: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {k: v for k, v in values.items() if k != "resume_from_checkpoint"}, sort_keys=True, allow_unicode=True
+    )
+
+
+def _execute(catalog: Catalog, executor, plan: Plan, depends: tuple[str, ...], opts: SubmitOptions) -> None:
+    project = catalog.project
+    run = plan.run
+    out = project.resolve(str(plan.values[output_key(run.stage)]))
+    if plan.action == "restart" and out.exists():
+        moved = move_aside(out)
+        plan.moved_to = project.relative(moved)
+        record_event(
+            project,
+            run,
+            "restarted",
+            moved_to=plan.moved_to,
+            output_dir=project.relative(out),
+            command=opts.command,
+            message="old outputs moved aside; training starts from scratch"
+            if run.stage == "sft"
+            else "earlier outputs moved aside",
+        )
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    job_dir = project.jobs / run.slug / stamp
+    job_dir.mkdir(parents=True)
+    config = job_dir / "config.yaml"
+    write_text_atomic(config, plan.text)
+    log = job_dir / "job.log"
+    job = {
+        "root": str(project.root),
+        "model": run.model,
+        "method": run.method,
+        "stage": run.stage,
+        "task": run.task,
+        "output_dir": str(plan.values[output_key(run.stage)]),
+        "executor": executor.name,
+        "log": project.relative(log),
+    }
+    write_json_atomic(job_dir / "job.json", job)
+    script = job_dir / "job.sh"
+    write_text_atomic(script, render_job_script(catalog, run, job_dir, log, plan.slurm))
+    spec = JobSpec(name=f"orch-{run.slug}", script=script, log=log, job_dir=job_dir, depends_on=depends)
+    plan.job_id = executor.submit(spec)
+    plan.job_dir = job_dir
+    data = dataset_files(project, plan.values, run.stage)
+    record_event(
+        project,
+        run,
+        "submitted",
+        executor=executor.name,
+        job_id=plan.job_id,
+        command=opts.command,
+        git_commit=code_version(project.root),
+        config=project.relative(config),
+        config_sha256=sha256_text(plan.text),
+        dataset=", ".join(project.relative(p) for p in data) or None,
+        dataset_sha256=",".join(sha256_file(p)[:16] for p in data) or None,
+        output_dir=job["output_dir"],
+        job_dir=project.relative(job_dir),
+        log=job["log"],
+        depends_on=list(depends) or None,
+        action=plan.action,
+        message=f"{plan.action}{': ' + plan.note if plan.note else ''}",
+    )
+
+
+def render_job_script(
+    catalog: Catalog,
+    run: Run,
+    job_dir: Path,
+    log: Path,
+    slurm: dict[str, Any],
+    python: str | None = None,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """The job script for a run (SLURM directives + the local body)."""
+    root = root or catalog.project.root
+    context = {
+        "job": {
+            "name": f"orch-{run.slug}",
+            "run": run.name,
+            "stage": run.stage,
+            "dir": str(job_dir),
+            "log": str(log),
+            "master_port": 29500 + random.Random(run.name).randrange(1000),
+        },
+        "slurm": {k: slurm.get(k) for k in RESOURCE_KEYS},
+        "paths": {"root": str(root), "python": python or sys.executable},
+        "env": env if env is not None else _job_env(catalog),
+    }
+    return render(catalog.env, "jobs/job.sh.j2", context)
+
+
+def _job_env(catalog: Catalog) -> dict[str, str]:
+    """Settings a job must see as the submitting shell does (never secrets)."""
+    import os
+
+    keys = ("ORCH_MODEL_CACHE", "ORCH_SAVES", "HF_HOME")
+    return {k: os.environ[k] for k in keys if os.environ.get(k)}
+
+
+def describe(plans: list[Plan]) -> str:
+    """A short JSON summary (for --json output)."""
+    return json.dumps(
+        [{"run": p.run.name, "action": p.action, "job_id": p.job_id, "note": p.note} for p in plans], indent=2
+    )
+
+
+__all__ = ["STAGES", "Plan", "SubmitOptions", "describe", "render_job_script", "submit"]
