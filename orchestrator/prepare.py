@@ -160,4 +160,3 @@ def check_stops_at_end_of_turn(model_dir: Path, max_new_tokens: int = 96) -> str
             fix="the tokenizer's eos token is wrong; rebuild with --force",
         )
     return tokenizer.decode(new, skip_special_tokens=True).strip()
-

@@ -104,7 +104,6 @@ def move_aside(path: Path) -> Path:
     return target
 
 
-
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import json
+import os
 import random
 import sys
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.catalog import STAGES, Catalog
+from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
 from orchestrator.executors import JobSpec, get_executor
 from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomic
@@ -62,11 +62,9 @@ class Plan:
     slurm: dict[str, Any]
     action: str  # "fresh", "resume", "restart", "skip"
     note: str = ""
-    depends_on_stage: str | None = None
     job_id: str | None = None
     job_dir: Path | None = None
     moved_to: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -321,17 +319,5 @@ def render_job_script(
 
 def _job_env(catalog: Catalog) -> dict[str, str]:
     """Settings a job must see as the submitting shell does (never secrets)."""
-    import os
-
     keys = ("ORCH_MODEL_CACHE", "ORCH_SAVES", "HF_HOME")
     return {k: os.environ[k] for k in keys if os.environ.get(k)}
-
-
-def describe(plans: list[Plan]) -> str:
-    """A short JSON summary (for --json output)."""
-    return json.dumps(
-        [{"run": p.run.name, "action": p.action, "job_id": p.job_id, "note": p.note} for p in plans], indent=2
-    )
-
-
-__all__ = ["STAGES", "Plan", "SubmitOptions", "describe", "render_job_script", "submit"]

@@ -277,3 +277,11 @@ def test_cli_submit_status_logs_cancel(project, orch):
     again = orch("cancel", SFT.name)
     assert again.exit_code == 2 and "already ended" in again.output
     assert orch("status", "nothing/lora/sft").output.startswith("no runs yet")
+
+
+def test_dry_run_submits_nothing(project, orch):
+    result = orch("submit", "tiny-qwen3", "-e", "local", "--dry-run", "--set", "bf16=false", "--then", "export")
+    assert result.exit_code == 0, result.output
+    assert "--- tiny-qwen3/lora/sft: fresh" in result.output and "finetuning_type: lora" in result.output
+    assert "--- tiny-qwen3/lora/export: fresh" in result.output
+    assert not project.ledger.exists() and not (project.root / "saves").exists()
