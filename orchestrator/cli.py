@@ -272,6 +272,87 @@ def cancel(run: str) -> None:
     click.echo(f"cancelled job {job_id} of {run}")
 
 
+@cli.command("eval")
+@click.argument("run", required=False)
+@click.option("--split", default="test", show_default=True, help="Task split to score.")
+@click.option("--decoding", type=click.Choice(["constrained", "free"]), default="constrained", show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N examples.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
+@click.option(
+    "--predictions",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
+)
+@task_option
+def eval_cmd(run, split, decoding, limit, batch_size, base, predictions, task) -> None:
+    """Score a run on the task: valid JSON by construction (constrained) or extracted (free)."""
+    from orchestrator.evaluation.evaluate import evaluate, score_predictions_file
+    from orchestrator.runs import Run, last_submission
+
+    catalog = _catalog()
+    task_obj = catalog.task(task)
+    if predictions is not None:
+        result = score_predictions_file(task_obj, predictions.resolve())
+    else:
+        if not run:
+            raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE")
+        parsed = Run.parse(run)
+        sub = last_submission(catalog.project, parsed)
+        out = (
+            catalog.project.resolve(sub["output_dir"])
+            if sub
+            else catalog.project.resolve(f"{catalog.project.saves_setting}/{parsed.model}/{parsed.method}/sft")
+        )
+        with click.progressbar(length=1, label=f"{decoding} decoding", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            result = evaluate(
+                catalog.project,
+                task_obj,
+                out,
+                split=split,
+                decoding_mode=decoding,
+                limit=limit,
+                batch_size=batch_size,
+                base=base,
+                progress=progress,
+            )
+    click.echo(format_metrics(result.metrics))
+    click.echo(f"predictions: {catalog.project.relative(result.predictions)}")
+
+
+def format_metrics(metrics: dict) -> str:
+    """The headline numbers, risk first."""
+
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    lines = []
+    risk = metrics.get("risk")
+    if risk:
+        per = ", ".join(f"{c} {pct(v['recall'])} (n={v['support']})" for c, v in risk["per_class_recall"].items())
+        lines.append(f"risk: any-risk recall {pct(risk['any_risk_recall'])} (n={risk['any_risk_support']}); {per}")
+    parse = metrics.get("parse", {})
+    lines.append(
+        f"valid {pct(metrics['valid_rate'])} (strict {pct(parse.get('strict_rate'))}, repaired "
+        f"{pct(parse.get('repaired_rate'))}); all fields right {pct(metrics['all_fields_correct'])}"
+    )
+    for name, m in metrics["fields"].items():
+        if "qwk" in m:
+            qwk = "n/a" if m["qwk"] is None else f"{m['qwk']:.3f}"
+            mae = "n/a" if m["mae"] is None else f"{m['mae']:.2f}"
+            lines.append(f"{name}: acc {pct(m['accuracy'])}, within-1 {pct(m['within1'])}, MAE {mae}, QWK {qwk}")
+        else:
+            f1 = "n/a" if m["macro_f1"] is None else f"{m['macro_f1']:.3f}"
+            lines.append(f"{name}: acc {pct(m['accuracy'])}, macro-F1 {f1}")
+    return "\n".join(lines)
+
+
 @cli.group(cls=_Group)
 def models() -> None:
     """Local model weights."""

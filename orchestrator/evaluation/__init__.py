@@ -1,0 +1,1 @@
+"""Scoring models on the task itself: prompts, decoding, JSON extraction, metrics."""

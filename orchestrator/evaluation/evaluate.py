@@ -1,0 +1,198 @@
+"""`orch eval`: score a trained run (or a merged model) on the task itself.
+
+Writes `<output_dir>/eval/<split>/<decoding>/predictions.jsonl` (id, raw
+output, parsed labels, gold labels, parse status, field probabilities) and
+`metrics.json`. `score_predictions_file` scores LLaMA-Factory's own
+`generated_predictions.jsonl` with the same metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.datasets import check_rows
+from orchestrator.errors import OrchError
+from orchestrator.evaluation import decoding
+from orchestrator.evaluation.extract import extract
+from orchestrator.evaluation.metrics import score
+from orchestrator.evaluation.prompts import load_template, prompt_ids
+from orchestrator.fileio import write_json_atomic, write_text_atomic
+from orchestrator.models import resolve_model
+from orchestrator.project import Project
+from orchestrator.runs import ORCH_CONFIG
+from orchestrator.task import Task
+
+DECODINGS = ("constrained", "free")
+
+
+@dataclass
+class EvalResult:
+    predictions: Path
+    metrics: dict[str, Any]
+
+
+def gold_rows(project: Project, task: Task, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The split's rows (alpaca) with parsed gold labels under `gold`."""
+    if split not in task.datasets:
+        raise OrchError(f"task {task.name} has no split {split!r}", fix=f"splits: {', '.join(task.datasets)}")
+    path = project.resolve(task.datasets[split].file)
+    if not path.is_file():
+        raise OrchError(f"{task.datasets[split].file} does not exist", fix="prepare the data first")
+    rows, problems = check_rows(path, None, task)
+    if problems:
+        raise OrchError(f"{problems[0].where}: {problems[0].message}", fix="orch validate shows every bad row")
+    out = []
+    for row in rows[:limit] if limit else rows:
+        data = dict(row.data)
+        data.setdefault("id", f"{path.name}:{row.line}")
+        data["gold"] = json.loads(data["output"])
+        out.append(data)
+    return out
+
+
+def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
+    """(model, tokenizer, template name) for a run's output_dir: its base model plus its adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config_path = output_dir / ORCH_CONFIG
+    if not config_path.is_file():
+        raise OrchError(
+            f"{project.relative(output_dir)} has no {ORCH_CONFIG}: not a run orch trained",
+            fix="train it with orch submit first",
+        )
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    resolved = resolve_model(project, str(config["model_name_or_path"]))
+    if resolved.path is None:
+        raise OrchError(
+            f"base model {config['model_name_or_path']} is not available here", fix=resolved.download_hint(project)
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+    model = AutoModelForCausalLM.from_pretrained(str(resolved.path), dtype=torch.float32)
+    if not base:
+        if not (output_dir / "adapter_config.json").is_file():
+            raise OrchError(f"{project.relative(output_dir)} has no adapter yet", fix="wait for training to finish")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(output_dir)).merge_and_unload()
+    return model.eval(), tokenizer, str(config["template"])
+
+
+def evaluate(
+    project: Project,
+    task: Task,
+    output_dir: Path,
+    *,
+    split: str = "test",
+    decoding_mode: str = "constrained",
+    limit: int | None = None,
+    batch_size: int = 4,
+    base: bool = False,
+    max_new_tokens: int = 128,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Decode every example of the split, then score and write predictions and metrics."""
+    import torch
+
+    if decoding_mode not in DECODINGS:
+        raise OrchError(f"unknown decoding {decoding_mode!r}", fix=f"use one of {DECODINGS}")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = gold_rows(project, task, split, limit)
+    model, tokenizer, template_name = load_for_eval(project, output_dir, base)
+    template = load_template(tokenizer, template_name)
+    started = time.perf_counter()
+    decoded: list[decoding.Decoded] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        prompts = [prompt_ids(template, tokenizer, row) for row in batch]
+        if decoding_mode == "constrained":
+            decoded += decoding.constrained(model, tokenizer, task, prompts)
+        else:
+            decoded += decoding.free(model, tokenizer, prompts, max_new_tokens)
+        if progress:
+            progress(len(decoded), len(rows))
+    seconds = time.perf_counter() - started
+    tag = "base" if base else "adapter"
+    out_dir = output_dir / "eval" / split / (decoding_mode if not base else f"{decoding_mode}-base")
+    return _write(
+        task,
+        rows,
+        [d.raw for d in decoded],
+        [d.probabilities for d in decoded],
+        out_dir,
+        {
+            "split": split,
+            "decoding": decoding_mode,
+            "model": tag,
+            "seconds": seconds,
+            "examples_per_second": len(rows) / seconds if seconds else None,
+        },
+    )
+
+
+def _write(
+    task: Task, rows: list[dict], raws: list[str], probabilities: list[Any], out_dir: Path, meta: dict[str, Any]
+) -> EvalResult:
+    lines, preds, valid = [], [], []
+    for row, raw, prob in zip(rows, raws, probabilities, strict=True):
+        found = extract(task, raw)
+        preds.append(found.labels)
+        valid.append(found.valid)
+        status = "strict" if found.strict else "repaired" if found.valid else "invalid"
+        lines.append(
+            json.dumps(
+                {
+                    "id": row.get("id"),
+                    "raw": raw,
+                    "parsed": found.labels,
+                    "gold": row["gold"],
+                    "status": status,
+                    "errors": list(found.errors),
+                    "probabilities": prob,
+                },
+                ensure_ascii=False,
+            )
+        )
+    metrics = score(task, [r["gold"] for r in rows], preds, valid)
+    n = len(rows)
+    extractions = [extract(task, raw) for raw in raws]
+    metrics["parse"] = {
+        "strict_rate": sum(e.strict for e in extractions) / n if n else None,
+        "repaired_rate": sum(e.repaired for e in extractions) / n if n else None,
+        "schema_valid_rate": sum(e.valid for e in extractions) / n if n else None,
+    }
+    metrics.update(meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = out_dir / "predictions.jsonl"
+    write_text_atomic(predictions, "\n".join(lines) + "\n")
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return EvalResult(predictions, metrics)
+
+
+def score_predictions_file(task: Task, path: Path, out_dir: Path | None = None) -> EvalResult:
+    """Score LLaMA-Factory's generated_predictions.jsonl (`predict`, `label`) with the task metrics."""
+    rows, raws = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        gold = extract(task, item.get("label", ""))
+        if not gold.valid:
+            raise OrchError(f"{path}:{number}: the label is not a valid answer: {gold.errors}")
+        rows.append({"id": f"{path.name}:{number}", "gold": gold.labels})
+        raws.append(item.get("predict", ""))
+    return _write(
+        task,
+        rows,
+        raws,
+        [None] * len(rows),
+        out_dir or path.parent / "eval-llamafactory",
+        {"decoding": "llamafactory-predict", "source": str(path)},
+    )
