@@ -1,0 +1,191 @@
+"""`orch diagnose RUN`: read a run's logs and checkpoints and say what they show, with reasons.
+
+Loss thresholds alone do not make a verdict: a run that reached loss 0.08 can
+still emit broken JSON. Where task metrics exist (orch eval) they decide;
+the loss findings explain them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.outputs import output_status
+
+OK, WARN, BAD = "ok", "warning", "problem"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    topic: str
+    message: str
+
+
+def _log(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "trainer_log.jsonl"
+    entries = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return entries
+
+
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "trainer_state.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("log_history", []) if path.is_file() else []
+
+
+def loss_findings(log: list[dict[str, Any]]) -> list[Finding]:
+    """Level, trend, and restarts from scratch in the training loss."""
+    losses = [(e.get("current_steps"), e["loss"]) for e in log if isinstance(e.get("loss"), (int, float))]
+    if len(losses) < 2:
+        return [Finding(WARN, "loss", "fewer than two logged losses: nothing to judge (lower logging_steps?)")]
+    out = []
+    steps = [s for s, _ in losses]
+    resets = [
+        i for i in range(1, len(steps)) if steps[i] is not None and steps[i - 1] is not None and steps[i] < steps[i - 1]
+    ]
+    if resets:
+        i = resets[0]
+        out.append(
+            Finding(
+                BAD,
+                "reset",
+                f"training restarted from scratch: step {steps[i - 1]} (loss "
+                f"{losses[i - 1][1]:.3f}) is followed by step {steps[i]} (loss {losses[i][1]:.3f}); "
+                "a restart was chosen where a resume was meant, or the output dir was reused",
+            )
+        )
+        losses = losses[i:]
+    first, last = losses[0][1], losses[-1][1]
+    tail = [loss for _, loss in losses[-max(3, len(losses) // 5) :]]
+    change = (last - first) / first if first else 0.0
+    if change > -0.05:
+        out.append(
+            Finding(
+                WARN,
+                "trend",
+                f"loss barely moved ({first:.3f} -> {last:.3f}): under-trained, or the learning rate is too low",
+            )
+        )
+    else:
+        out.append(Finding(OK, "trend", f"loss fell {-change:.0%} ({first:.3f} -> {last:.3f})"))
+    if len(tail) >= 3 and tail[-1] > min(tail) * 1.2:
+        out.append(Finding(WARN, "trend", f"the last losses rise again ({min(tail):.3f} -> {tail[-1]:.3f})"))
+    return out
+
+
+def overfit_findings(history: list[dict[str, Any]]) -> list[Finding]:
+    """Eval loss against train loss: a growing gap or a rising eval loss means over-fitting."""
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if not evals:
+        return [
+            Finding(WARN, "eval", "no eval loss logged: over-fitting cannot be seen (set val_size or eval_dataset)")
+        ]
+    out = []
+    best_step, best = min(evals, key=lambda x: x[1])
+    last_step, last_eval = evals[-1]
+    near_train = [loss for step, loss in train if step <= last_step][-3:]
+    train_now = sum(near_train) / len(near_train) if near_train else None
+    if len(evals) >= 2 and last_eval > best * 1.1 and last_step > best_step:
+        out.append(
+            Finding(
+                BAD,
+                "overfit",
+                f"eval loss rose from {best:.3f} (step {best_step}) to {last_eval:.3f} "
+                f"(step {last_step}) while training went on: over-fitting; keep checkpoint-{best_step} "
+                "or train fewer epochs",
+            )
+        )
+    elif train_now is not None and last_eval > 1.5 * train_now and last_eval - train_now > 0.2:
+        out.append(Finding(WARN, "overfit", f"eval loss {last_eval:.3f} is well above train loss {train_now:.3f}"))
+    else:
+        out.append(
+            Finding(
+                OK,
+                "overfit",
+                f"eval loss {last_eval:.3f} tracks train loss" + (f" {train_now:.3f}" if train_now is not None else ""),
+            )
+        )
+    return out
+
+
+def checkpoint_findings(run_dir: Path) -> list[Finding]:
+    status = output_status(run_dir)
+    out = []
+    if not status.checkpoints:
+        out.append(
+            Finding(
+                WARN,
+                "checkpoints",
+                "no complete checkpoint: a killed job would start from scratch (save_steps larger than the run?)",
+            )
+        )
+    else:
+        out.append(
+            Finding(
+                OK,
+                "checkpoints",
+                f"{len(status.checkpoints)} complete checkpoint(s), latest {status.latest_checkpoint.name}",
+            )
+        )
+    if status.incomplete:
+        out.append(
+            Finding(WARN, "checkpoints", "cut off while being written: " + ", ".join(p.name for p in status.incomplete))
+        )
+    return out
+
+
+def task_findings(run_dir: Path, threshold: float = 0.9) -> tuple[list[Finding], str | None]:
+    """What orch eval measured, and the verdict it supports (the untrained base is a baseline only)."""
+    found = sorted(run_dir.glob("eval/*/*/metrics.json"))
+    runs = [p for p in found if not p.parent.name.endswith("-base")]
+    if not runs:
+        return [
+            Finding(
+                WARN,
+                "task",
+                "not evaluated on the task: a low loss is not a good model; run `orch eval` (constrained and free)",
+            )
+        ], None
+    out, levels = [], []
+    base = {p.parent.name.removesuffix("-base"): json.loads(p.read_text()) for p in found if p not in runs}
+    for path in runs:
+        m = json.loads(path.read_text(encoding="utf-8"))
+        recall = (m.get("risk") or {}).get("any_risk_recall")
+        text = (
+            f"{path.parent.parent.name}/{path.parent.name}: valid {m['valid_rate']:.0%}, "
+            f"all fields right {m['all_fields_correct']:.0%}, "
+            f"any-risk recall {'n/a' if recall is None else f'{recall:.0%}'}"
+        )
+        reference = base.get(path.parent.name)
+        if reference:
+            text += f" (untrained base: all fields right {reference['all_fields_correct']:.0%})"
+        level = BAD if recall is not None and recall < threshold else WARN if m["valid_rate"] < 1.0 else OK
+        out.append(Finding(level, "task", text))
+        levels.append(level)
+    if BAD in levels:
+        verdict = f"not usable: any-risk recall below {threshold:.0%}"
+    elif WARN in levels:
+        verdict = "usable only with constrained decoding (free output is not always valid)"
+    else:
+        verdict = "valid and catches risk on this split; rank it against the others with orch collect"
+    return out, verdict
+
+
+def diagnose(run_dir: Path) -> tuple[list[Finding], str]:
+    """Every finding and the verdict (task metrics decide where they exist)."""
+    findings = loss_findings(_log(run_dir)) + overfit_findings(_history(run_dir)) + checkpoint_findings(run_dir)
+    task, verdict = task_findings(run_dir)
+    findings += task
+    if verdict is None:
+        loss_bad = any(f.level == BAD for f in findings)
+        verdict = "unknown on the task (not evaluated)" + ("; the training log shows problems" if loss_bad else "")
+    return findings, verdict

@@ -1,0 +1,131 @@
+"""Self-contained HTML: the comparison table, loss curves and risk confusion matrices as inline images."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def loss_curve(run_dir: Path) -> str | None:
+    """Train (and eval) loss over steps from trainer_state.json, as a data URI."""
+    state = run_dir / "trainer_state.json"
+    if not state.is_file():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = json.loads(state.read_text(encoding="utf-8")).get("log_history", [])
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if not train:
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    ax.plot(*zip(*train, strict=True), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.set_title(f"{run_dir.parent.parent.name}/{run_dir.parent.name}")
+    return _png(fig)
+
+
+def confusion_image(metrics_path: Path, field: str) -> str | None:
+    """The risk field's confusion matrix (gold rows, predicted columns) as a data URI."""
+    if not metrics_path.is_file():
+        return None
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    confusion = ((metrics.get("fields") or {}).get(field) or {}).get("confusion")
+    if not confusion:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gold = list(confusion)
+    pred = list(next(iter(confusion.values())))
+    grid = [[confusion[g][p] for p in pred] for g in gold]
+    fig, ax = plt.subplots(figsize=(3.8, 3.0))
+    ax.imshow(grid, cmap="Blues")
+    ax.set_xticks(range(len(pred)), pred, rotation=45, ha="right")
+    ax.set_yticks(range(len(gold)), gold)
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(metrics.get("decoding", ""))
+    return _png(fig)
+
+
+def comparison_html(rows: list[Any], threshold: float, risk_field: str = "risk_flag") -> str:
+    """The whole report as one HTML file (images inlined)."""
+    columns = list(rows[0].values) if rows else []
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cls = ' class="flagged"' if row.values.get("risk_flag_low") else ""
+        cells = "".join(f"<td>{html.escape(format_cell(row.values.get(c)))}</td>" for c in columns)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    figures = []
+    seen: set[Path] = set()
+    for row in rows:
+        label = html.escape(f"{row.values.get('model')} / {row.values.get('method')} / {row.values.get('decoding')}")
+        images = []
+        if row.run_dir and row.run_dir not in seen:
+            seen.add(row.run_dir)
+            curve = loss_curve(row.run_dir)
+            if curve:
+                images.append(f'<img alt="loss curve" src="{curve}">')
+        matrix = (
+            confusion_image(row.metrics_path, risk_field) if row.metrics_path and str(row.metrics_path) != "." else None
+        )
+        if matrix:
+            images.append(f'<img alt="risk confusion matrix" src="{matrix}">')
+        if images:
+            figures.append(f"<figure><figcaption>{label}</figcaption>{''.join(images)}</figure>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>orch: model comparison</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+th {{ background: #f0f0f0; }}
+tr.flagged td {{ background: #fde2e2; }}
+figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
+</style></head><body>
+<h1>Model comparison</h1>
+<p>Rows shaded red: any-risk recall below {threshold:.2f}.
+Missing a risk flag is the worst error this product can make.</p>
+<table id="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
+<h2>Loss curves and risk confusion matrices</h2>
+{"".join(figures) or "<p>none</p>"}
+</body></html>
+"""
+
+
+def format_cell(value: Any) -> str:
+    """A table cell: n/a for missing, 3 decimals for floats."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,118 @@
+"""orch collect over several finished runs, and orch diagnose on crafted training logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from orchestrator.diagnose import diagnose
+from orchestrator.evaluation.metrics import score
+from orchestrator.fileio import write_json_atomic
+
+BASE = {"depression_level": 1, "anxiety_level": 1, "student_distress_score": 3}
+
+
+def fake_run(root: Path, model: str, log: list[dict], history: list[dict], checkpoints: int = 1) -> Path:
+    run = root / "saves" / model / "lora" / "sft"
+    run.mkdir(parents=True)
+    (run / "trainer_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    write_json_atomic(
+        run / "trainer_state.json", {"global_step": log[-1]["current_steps"], "epoch": 3.0, "log_history": history}
+    )
+    write_json_atomic(run / "train_results.json", {"train_loss": log[-1]["loss"], "train_runtime": 12.5})
+    write_json_atomic(run / "eval_results.json", {"eval_loss": 0.5})
+    for i in range(1, checkpoints + 1):
+        (run / f"checkpoint-{i * 10}").mkdir()
+        (run / f"checkpoint-{i * 10}" / "trainer_state.json").write_text("{}")
+    return run
+
+
+def healthy_log(n: int = 10) -> tuple[list[dict], list[dict]]:
+    log = [{"current_steps": 10 * i, "total_steps": 10 * n, "loss": 2.0 / i} for i in range(1, n + 1)]
+    history = [{"step": e["current_steps"], "loss": e["loss"]} for e in log]
+    history += [{"step": 50, "eval_loss": 0.45}, {"step": 100, "eval_loss": 0.3}]
+    return log, history
+
+
+def write_eval(task, run: Path, predicted_risk: list[str], gold_risk: list[str]) -> None:
+    gold = [{**BASE, "risk_flag": r} for r in gold_risk]
+    pred = [{**BASE, "risk_flag": r} for r in predicted_risk]
+    metrics = score(task, gold, pred, [True] * len(gold))
+    metrics.update(
+        {
+            "split": "test",
+            "decoding": "constrained",
+            "model": "adapter",
+            "parse": {"strict_rate": 1.0, "repaired_rate": 1.0, "schema_valid_rate": 1.0},
+        }
+    )
+    write_json_atomic(run / "eval/test/constrained/metrics.json", metrics)
+
+
+def test_collect_puts_runs_side_by_side_and_flags_low_risk_recall(project, catalog, orch):
+    task = catalog.task()
+    log, history = healthy_log()
+    good = fake_run(project.root, "model-a", log, history)
+    weak = fake_run(project.root, "model-b", log, history)
+    gold = ["suicidal", "self_harm", "none", "none"]
+    write_eval(task, good, ["suicidal", "self_harm", "none", "none"], gold)
+    write_eval(task, weak, ["none", "self_harm", "none", "none"], gold)  # misses the suicidal one
+    result = orch("collect", "--sort", "all_fields_correct")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
+    assert [r["model"] for r in rows] == ["model-a", "model-b"]
+    assert float(rows[0]["any_risk_recall"]) == 1.0 and float(rows[1]["any_risk_recall"]) == 0.5
+    assert rows[1]["risk_flag_low"] == "True" and rows[0]["risk_flag_low"] == "False"
+    assert float(rows[1]["recall_suicidal"]) == 0.0 and rows[0]["steps"] == "100"
+    assert float(rows[0]["train_loss"]) == 0.2 and float(rows[0]["eval_loss"]) == 0.5
+    html = (project.root / "reports/comparison.html").read_text()
+    assert html.count("<tr") == 3 and 'class="flagged"' in html
+    assert html.count('alt="loss curve" src="data:image/png;base64,') == 2
+    assert html.count('alt="risk confusion matrix" src="data:image/png;base64,') == 2
+    md = (project.root / "reports/comparison.md").read_text()
+    assert "| model-b | lora | constrained |" in md
+    assert "collected · all runs" in project.steps.read_text()
+
+
+def test_collect_sorts_and_rejects_unknown_columns(project, catalog, orch):
+    log, history = healthy_log()
+    run = fake_run(project.root, "model-a", log, history)
+    write_eval(catalog.task(), run, ["none"], ["none"])
+    assert orch("collect", "--sort", "nonsense").exit_code == 2
+
+
+def test_diagnose_healthy_run(tmp_path):
+    log, history = healthy_log()
+    run = fake_run(tmp_path, "m", log, history, checkpoints=2)
+    findings, verdict = diagnose(run)
+    levels = {f.topic: f.level for f in findings}
+    assert levels["trend"] == "ok" and levels["overfit"] == "ok" and levels["checkpoints"] == "ok"
+    assert levels["task"] == "warning" and "not evaluated" in verdict  # a low loss alone is no verdict
+
+
+def test_diagnose_sees_a_loss_reset(tmp_path):
+    log = [{"current_steps": s, "loss": loss} for s, loss in [(10, 3.69), (20, 1.2), (30, 0.6), (10, 3.69), (20, 1.3)]]
+    run = fake_run(tmp_path, "m", log, [{"step": 20, "loss": 1.3}])
+    findings, _ = diagnose(run)
+    reset = [f for f in findings if f.topic == "reset"]
+    assert reset and reset[0].level == "problem" and "restarted from scratch" in reset[0].message
+    assert "step 30" in reset[0].message and "step 10" in reset[0].message
+
+
+def test_diagnose_sees_overfitting(tmp_path):
+    log, history = healthy_log()
+    history = [h for h in history if "eval_loss" not in h]
+    history += [{"step": 30, "eval_loss": 0.9}, {"step": 60, "eval_loss": 0.7}, {"step": 100, "eval_loss": 1.1}]
+    run = fake_run(tmp_path, "m", log, history)
+    findings, _ = diagnose(run)
+    overfit = [f for f in findings if f.topic == "overfit"][0]
+    assert overfit.level == "problem" and "checkpoint-60" in overfit.message
+
+
+def test_task_metrics_decide_the_verdict(project, catalog, tmp_path):
+    log, history = healthy_log()
+    run = fake_run(tmp_path, "m", log, history)
+    write_eval(catalog.task(), run, ["none", "none"], ["suicidal", "none"])
+    _, verdict = diagnose(run)
+    assert verdict.startswith("not usable: any-risk recall below")
