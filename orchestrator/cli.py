@@ -279,6 +279,7 @@ def cancel(run: str) -> None:
 @click.option("--limit", type=int, default=None, help="Only the first N examples.")
 @click.option("--batch-size", type=int, default=4, show_default=True)
 @click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
+@click.option("--merged", is_flag=True, help="Score the merged model (the export stage's output) instead.")
 @click.option(
     "--predictions",
     type=click.Path(path_type=Path, exists=True),
@@ -286,7 +287,7 @@ def cancel(run: str) -> None:
     help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
 )
 @task_option
-def eval_cmd(run, split, decoding, limit, batch_size, base, predictions, task) -> None:
+def eval_cmd(run, split, decoding, limit, batch_size, base, merged, predictions, task) -> None:
     """Score a run on the task: valid JSON by construction (constrained) or extracted (free)."""
     from orchestrator.evaluation.evaluate import evaluate, score_predictions_file
     from orchestrator.runs import Run, last_submission
@@ -305,6 +306,9 @@ def eval_cmd(run, split, decoding, limit, batch_size, base, predictions, task) -
             if sub
             else catalog.project.resolve(f"{catalog.project.saves_setting}/{parsed.model}/{parsed.method}/sft")
         )
+        if merged:
+            export = last_submission(catalog.project, Run(parsed.model, parsed.method, "export", parsed.task))
+            out = catalog.project.resolve(export["output_dir"]) if export else out.parent / "merged"
         with click.progressbar(length=1, label=f"{decoding} decoding", file=sys.stderr) as bar:
 
             def progress(done: int, total: int) -> None:

@@ -191,9 +191,9 @@ def test_orch_eval_on_a_trained_run_and_on_llamafactory_predictions(project, cat
     from orchestrator.submit import SubmitOptions, submit
 
     opts = SubmitOptions(
+        then=("predict", "export"),
         executor="local",
         sets=FAST + ("max_steps=4", "save_steps=4", "logging_steps=1", "predict.max_new_tokens=24"),
-        then=("predict",),
     )
     submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
     wait_state(project, SFT)
@@ -215,3 +215,33 @@ def test_orch_eval_on_a_trained_run_and_on_llamafactory_predictions(project, cat
     assert scored.exit_code == 0, scored.output
     llf = json.loads((generated.parent / "eval-llamafactory/metrics.json").read_text())
     assert llf["n"] == 10 and llf["decoding"] == "llamafactory-predict"
+    wait_state(project, Run("tiny-qwen3", "lora", "export"))
+    merged = orch("eval", "tiny-qwen3/lora", "--merged", "--limit", "4")
+    assert merged.exit_code == 0, merged.output
+    merged_metrics = json.loads(
+        (project.root / "saves/tiny-qwen3/lora/merged/eval/test/constrained/metrics.json").read_text()
+    )
+    assert merged_metrics["valid_rate"] == 1.0 and merged_metrics["n"] == 4
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_answer_pieces_tokenize_like_the_whole_answer(catalog, model_cache, smollm2_dir, which):
+    """Constrained decoding scores the answer in pieces; their tokens must be the training answer's tokens."""
+    from transformers import AutoTokenizer
+
+    from orchestrator.evaluation.decoding import _key_piece, _value_piece
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_cache / TINY_ID if which == "tiny" else smollm2_dir))
+    task = catalog.task()
+    names = task.field_names
+    for labels in (
+        GOOD,
+        {"depression_level": 0, "anxiety_level": 3, "risk_flag": "self_harm", "student_distress_score": 9},
+    ):
+        pieces = []
+        for i, name in enumerate(names):
+            pieces.append(_key_piece(i, name))
+            pieces.append(_value_piece(labels[name], i == len(names) - 1))
+        assert "".join(pieces) == task.canonical_answer(labels)
+        tokens = [t for piece in pieces for t in tokenizer.encode(piece, add_special_tokens=False)]
+        assert tokens == tokenizer.encode(task.canonical_answer(labels), add_special_tokens=False)

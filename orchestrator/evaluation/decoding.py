@@ -11,9 +11,7 @@ per batch and their key/value cache is reused for every candidate.
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +29,12 @@ class Decoded:
     probabilities: dict[str, dict[str, float]] | None = None
 
 
-def _answer_prefix(chosen: dict[str, Any]) -> str:
-    body = ", ".join(
-        f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in chosen.items()
-    )
-    return "{" + body + (", " if body else "")
+def _key_piece(index: int, name: str) -> str:
+    return ("{" if index == 0 else " ") + json.dumps(name, ensure_ascii=False) + ":"
+
+
+def _value_piece(value: Any, last: bool) -> str:
+    return " " + json.dumps(value, ensure_ascii=False) + ("}" if last else ",")
 
 
 def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,62 +47,77 @@ def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.
     return ids, mask
 
 
+class _Context:
+    """A batch of prompts and answers-so-far held in the model's key/value cache."""
+
+    def __init__(self, model: Any, prompts: list[list[int]], pad: int):
+        self.model, self.pad = model, pad
+        ids, self.mask = _left_pad(prompts, pad)
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=self.mask, position_ids=positions, use_cache=True)
+        self.cache = out.past_key_values
+        self.next_pos = self.mask.sum(-1)
+        self.last_logp = torch.log_softmax(out.logits[:, -1].float(), -1)
+
+    def _forward(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        row_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            row_mask[i, : len(r)] = 1
+        mask = torch.cat([self.mask, row_mask], dim=1)
+        positions = self.next_pos.unsqueeze(1) + torch.arange(width).unsqueeze(0)
+        logits = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=self.cache, use_cache=True
+        ).logits
+        return torch.log_softmax(logits.float(), -1), mask, row_mask
+
+    def feed(self, rows: list[list[int]]) -> None:
+        """Append each row's tokens to its sequence (rows may differ in length)."""
+        logp, self.mask, row_mask = self._forward(rows)
+        lengths = row_mask.sum(-1)
+        self.last_logp = logp[torch.arange(len(rows)), lengths - 1]
+        self.next_pos = self.next_pos + lengths
+
+    def score(self, tokens: list[int]) -> torch.Tensor:
+        """Log-probability of the same continuation after every sequence; the cache is left as it was."""
+        length = self.cache.get_seq_length()
+        logp, _, _ = self._forward([tokens] * self.mask.shape[0])
+        self.cache.crop(length)
+        total = self.last_logp[:, tokens[0]].clone()
+        for t in range(1, len(tokens)):
+            total += logp[:, t - 1, tokens[t]]
+        return total
+
+
 @torch.no_grad()
 def constrained(model: Any, tokenizer: Any, task: Task, prompts: list[list[int]]) -> list[Decoded]:
-    """Choose every field's value by scoring all allowed values after the prompt."""
+    """Choose every field's value by scoring all allowed values after the prompt and the answer so far.
+
+    The answer is cut into pieces at the spaces of the canonical JSON
+    (`{"depression_level":` | ` 1,` | ` "anxiety_level":` | ...), which are
+    token boundaries of the usual pre-tokenizers, so the pieces' tokens are the
+    answer's tokens as training saw them.
+    """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids, mask = _left_pad(prompts, pad)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    cache, last_logp = out.past_key_values, torch.log_softmax(out.logits[:, -1].float(), -1)
-    lengths = mask.sum(-1)
+    context = _Context(model, prompts, pad)
     chosen: list[dict[str, Any]] = [{} for _ in prompts]
     probs: list[dict[str, dict[str, float]]] = [{} for _ in prompts]
     names = task.field_names
     for index, name in enumerate(names):
+        last = index == len(names) - 1
+        context.feed([tokenizer.encode(_key_piece(index, name), add_special_tokens=False)] * len(prompts))
         values = task.field_values(name)
-        tail = ", " if index < len(names) - 1 else "}"
-        texts = [
-            [_answer_prefix(c) + json.dumps(name) + ": " + json.dumps(v, ensure_ascii=False) + tail for v in values]
-            for c in chosen
-        ]
-        scores = _score(model, cache, last_logp, mask, lengths, tokenizer, texts, pad)
-        for i, row in enumerate(scores):
-            best = max(range(len(values)), key=lambda j, row=row: row[j])
-            chosen[i][name] = values[best]
-            top = max(row)
-            weights = [math.exp(s - top) for s in row]
-            total = sum(weights)
-            probs[i][name] = {str(v): w / total for v, w in zip(values, weights, strict=True)}
+        pieces = [tokenizer.encode(_value_piece(v, last), add_special_tokens=False) for v in values]
+        scores = torch.stack([context.score(piece) for piece in pieces], dim=1)  # (batch, values)
+        weights = torch.softmax(scores, dim=1)
+        best = scores.argmax(dim=1).tolist()
+        for i, j in enumerate(best):
+            chosen[i][name] = values[j]
+            probs[i][name] = {str(v): float(w) for v, w in zip(values, weights[i], strict=True)}
+        context.feed([pieces[j] for j in best])
     return [Decoded(task.canonical_answer(c), c, p) for c, p in zip(chosen, probs, strict=True)]
-
-
-def _score(model, cache, last_logp, mask, lengths, tokenizer, texts, pad) -> list[list[float]]:
-    """Log-probability of each candidate text after each prompt (rows: examples, columns: candidates)."""
-    n = len(texts[0])
-    flat = [tokenizer.encode(t, add_special_tokens=False) for row in texts for t in row]
-    width = max(len(t) for t in flat)
-    cand = torch.full((len(flat), width), pad, dtype=torch.long)
-    cand_mask = torch.zeros((len(flat), width), dtype=torch.long)
-    for i, toks in enumerate(flat):
-        cand[i, : len(toks)] = torch.tensor(toks)
-        cand_mask[i, : len(toks)] = 1
-    expanded = copy.deepcopy(cache)
-    expanded.batch_repeat_interleave(n)
-    full_mask = torch.cat([mask.repeat_interleave(n, 0), cand_mask], dim=1)
-    positions = lengths.repeat_interleave(n).unsqueeze(1) + torch.arange(width).unsqueeze(0)
-    logits = model(
-        input_ids=cand, attention_mask=full_mask, position_ids=positions, past_key_values=expanded, use_cache=True
-    ).logits.float()
-    logp = torch.log_softmax(logits, -1)
-    first = last_logp.repeat_interleave(n, 0)
-    scores = []
-    for i, toks in enumerate(flat):
-        total = first[i, toks[0]].item()
-        for t in range(1, len(toks)):
-            total += logp[i, t - 1, toks[t]].item()
-        scores.append(total)
-    return [scores[r * n : (r + 1) * n] for r in range(len(texts))]
 
 
 @torch.no_grad()

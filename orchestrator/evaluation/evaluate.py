@@ -58,10 +58,25 @@ def gold_rows(project: Project, task: Task, split: str, limit: int | None = None
 
 
 def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
-    """(model, tokenizer, template name) for a run's output_dir: its base model plus its adapter."""
+    """(model, tokenizer, template name) for a run's output_dir: its base model plus its adapter.
+
+    A merged directory (`llamafactory-cli export` output, a full model) is loaded as it is, with the
+    template of the training run beside it (`../sft/orch_config.yaml`).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if (output_dir / "config.json").is_file() and not (output_dir / "adapter_config.json").is_file():
+        sibling = output_dir.parent / "sft" / ORCH_CONFIG
+        if not sibling.is_file():
+            raise OrchError(
+                f"{project.relative(output_dir)} is a merged model without its training run beside it",
+                fix="evaluate the run it was exported from",
+            )
+        template = str(yaml.safe_load(sibling.read_text(encoding="utf-8"))["template"])
+        tokenizer = AutoTokenizer.from_pretrained(str(output_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(output_dir), dtype=torch.float32)
+        return model.eval(), tokenizer, template
     config_path = output_dir / ORCH_CONFIG
     if not config_path.is_file():
         raise OrchError(
