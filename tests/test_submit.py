@@ -234,12 +234,12 @@ def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster):
         method="lora",
         executor="slurm",
         sets=FAST + ("max_steps=700", "save_steps=50", "logging_steps=50"),
-        resources={**SLURM_RESOURCES, "time": "2", "signal_seconds": 60, "max_requeues": 4},
+        resources={**SLURM_RESOURCES, "time": "2", "signal_seconds": 60, "max_requeues": 8},
         command="pytest",
     )
     try:
         submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
-        wait_state(project, SFT, timeout=420)
+        wait_state(project, SFT, timeout=900)  # about 2 minutes on an idle 2-core machine
         wait_for_event(project, SFT, "finished")
         names = events(project, SFT)
         assert "requeued" in names and names[-1] == "finished"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # Role prefixes of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role.
 ROLE_PREFIXES = {
@@ -30,6 +29,21 @@ class Dialogue:
     topic: str | None = None
     meta: dict = field(default_factory=dict, compare=False)
 
+    def to_json(self) -> dict:
+        """The unified format: id, source, topic, turns with roles user/assistant."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "topic": self.topic,
+            "turns": [{"role": t.role, "text": t.text} for t in self.turns],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Dialogue:
+        return cls(
+            data["id"], data["source"], tuple(Turn(t["role"], t["text"]) for t in data["turns"]), data.get("topic")
+        )
+
     def client_text(self) -> str:
         return "\n".join(t.text for t in self.turns if t.role == "user")
 
@@ -45,19 +59,6 @@ def split_role(line: str) -> Turn | None:
             if line.startswith(prefix):
                 return Turn(role, line[len(prefix) :].strip())
     return None
-
-
-def read_cpsycound(path: Path) -> Dialogue:
-    """A CPsyCounD `.txt` file: turns separated by blank lines, each with a role prefix."""
-    turns = []
-    for block in path.read_text(encoding="utf-8").split("\n\n"):
-        block = " ".join(block.split())
-        turn = split_role(block)
-        if turn is not None and turn.text:
-            turns.append(turn)
-        elif turns and block:  # a continuation paragraph of the previous turn
-            turns[-1] = Turn(turns[-1].role, f"{turns[-1].text} {block}")
-    return Dialogue(id=f"cpsycound/{path.stem}", source="CPsyCounD", turns=tuple(turns))
 
 
 def tail_truncate(dialogue: Dialogue, max_chars: int, max_turns: int) -> Dialogue:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from orchestrator.catalog import Catalog
 from orchestrator.data import rules
-from orchestrator.data.dialogue import read_cpsycound, tail_truncate
+from orchestrator.data.dialogue import tail_truncate
+from orchestrator.data.formats import read
 from orchestrator.data.sft import sft_row, stratified_split, write_jsonl
 from orchestrator.project import find_project
 
@@ -29,7 +30,7 @@ def build(sample_dir: Path, out_dir: Path, task_name: str | None = None) -> dict
     files = sorted((sample_dir / "CPsyCounD").glob("case_*.txt"), key=lambda p: int(p.stem.split("_")[1]))
     rows = []
     for path in files:
-        dialogue = tail_truncate(read_cpsycound(path), MAX_CHARS, MAX_TURNS)
+        dialogue = tail_truncate(next(read(path, "cpsycound")), MAX_CHARS, MAX_TURNS)
         if dialogue.turns:
             rows.append(sft_row(task, dialogue, rules.label(dialogue.client_text())))
     risk = task.risk_field or task.field_names[0]

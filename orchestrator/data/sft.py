@@ -36,8 +36,12 @@ def _bucket(key: str) -> str:
 def stratified_split(
     rows: list[dict[str, Any]], stratify: Callable[[dict[str, Any]], str], fractions: dict[str, float]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Split rows by hash of their id within each class; every split but the first gets at
-    least one row of each class that has enough rows. Same input, same split."""
+    """Split rows by the hash of their id within each class. Same input, same split.
+
+    The last split (test) gets at least one row of every class that occurs, so
+    a rare risk class is always scored; other held-out splits get one when the
+    training split keeps at least one too.
+    """
     names = list(fractions)
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -46,9 +50,10 @@ def stratified_split(
     for cls in sorted(by_class):
         members = sorted(by_class[cls], key=lambda r: _bucket(r["id"]))
         start = 0
-        for name in reversed(names[1:]):
+        for position, name in enumerate(reversed(names[1:])):
+            left = len(members) - start
             want = round(len(members) * fractions[name])
-            if want == 0 and len(members) - start > len(names) - 1:
+            if want == 0 and (position == 0 and left >= 1 or left >= 2):
                 want = 1
             out[name].extend(members[start : start + want])
             start += want

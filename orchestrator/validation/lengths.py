@@ -34,7 +34,7 @@ def measure(
     """Encode every row exactly as LLaMA-Factory's supervised processor does and count cuts."""
     key = (str(model_dir), template_name, str(data), data.stat().st_mtime_ns, str(columns))
     if key not in ctx.length_cache:
-        ctx.length_cache[key] = _pair_lengths(model_dir, template_name, data, columns)
+        ctx.length_cache[key] = pair_lengths(model_dir, template_name, data, columns)
     pairs, efficient_eos = ctx.length_cache[key]
     infer_seqlen = lf.infer_seqlen()
     answers_cut = prompts_cut = 0
@@ -54,7 +54,8 @@ def measure(
     )
 
 
-def _pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None):
+def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None):
+    """(prompt tokens, answer tokens) per usable row, in file order, and the template's efficient_eos."""
     tokenizer = _tokenizer(model_dir)
     template = lf.chat_template(tokenizer, template_name)
     cols = {**ALPACA_COLUMNS, **(columns or {})}

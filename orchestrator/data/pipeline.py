@@ -1,0 +1,276 @@
+"""The data steps behind `orch data normalize|select|prepare|check`.
+
+Each step reads files and writes new ones (atomically) plus a stats file that
+says what it did and what it dropped, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.data import formats
+from orchestrator.data.clean import CleanStats, clean_dialogue, deduplicate
+from orchestrator.data.dialogue import Dialogue, tail_truncate
+from orchestrator.data.sft import sft_row, stratified_split, write_jsonl
+from orchestrator.datasets import check_rows
+from orchestrator.errors import OrchError
+from orchestrator.fileio import write_json_atomic
+from orchestrator.task import Task
+
+Progress = Callable[[str], None]
+
+DEFAULT_SELECT = {
+    "topics": [],
+    "keywords": [
+        "学习",
+        "考试",
+        "学校",
+        "成绩",
+        "老师",
+        "同学",
+        "室友",
+        "宿舍",
+        "家人",
+        "父母",
+        "作业",
+        "毕业",
+        "升学",
+        "高考",
+        "考研",
+        "大学",
+        "高中",
+        "初中",
+        "班级",
+        "学业",
+    ],
+    "min_assistant_chars": 80,
+    "max_chars": 2000,
+    "max_turns": 12,
+}
+
+
+def _distribution(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "p50": statistics.median(ordered),
+        "p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "max": ordered[-1],
+        "mean": round(statistics.fmean(ordered), 1),
+    }
+
+
+def describe(dialogues: list[Dialogue]) -> dict[str, Any]:
+    """Counts per source and topic, turn and length distributions."""
+    return {
+        "dialogues": len(dialogues),
+        "by_source": dict(Counter(d.source for d in dialogues)),
+        "by_topic": dict(Counter(d.topic or "unknown" for d in dialogues)),
+        "turns": _distribution([len(d.turns) for d in dialogues]),
+        "chars": _distribution([sum(len(t.text) for t in d.turns) for d in dialogues]),
+    }
+
+
+def read_unified(path: Path) -> list[Dialogue]:
+    """Dialogues from a unified .jsonl file."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(Dialogue.from_json(json.loads(line)))
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise OrchError(
+                    f"not a unified dialogue: {exc}", where=f"{path}:{number}", fix="make it with `orch data normalize`"
+                ) from None
+    return out
+
+
+def write_unified(path: Path, dialogues: list[Dialogue]) -> None:
+    write_jsonl(path, [d.to_json() for d in dialogues])
+
+
+def _files(sources: list[Path]) -> list[Path]:
+    files = []
+    for source in sources:
+        if source.is_dir():
+            files += sorted(p for p in source.rglob("*") if p.suffix in (".txt", ".json", ".jsonl"))
+        elif source.is_file():
+            files.append(source)
+        else:
+            raise OrchError(f"{source} does not exist")
+    return files
+
+
+def normalize(sources: list[Path], out: Path, fmt: str | None = None, progress: Progress | None = None) -> dict:
+    """Raw corpora -> unified, cleaned, anonymised, deduplicated dialogues, plus stats.json beside `out`."""
+    stats = CleanStats()
+    read_counts: Counter = Counter()
+    cleaned = []
+    files = _files(sources)
+    for i, path in enumerate(files, start=1):
+        for dialogue in formats.read(path, fmt):
+            read_counts[dialogue.source] += 1
+            result = clean_dialogue(dialogue, stats)
+            if result is not None:
+                cleaned.append(result)
+        if progress and (i % 100 == 0 or i == len(files)):
+            progress(f"read {i}/{len(files)} files")
+    kept = deduplicate(cleaned, stats)
+    write_unified(out, kept)
+    summary = {
+        "files": len(files),
+        "read": dict(read_counts),
+        **describe(kept),
+        "dropped_dialogues": dict(stats.dropped),
+        "dropped_turns": dict(stats.turns_dropped),
+        "anonymized": dict(stats.placeholders),
+    }
+    write_json_atomic(out.with_name("stats.json"), summary)
+    return summary
+
+
+def select(source: Path, out: Path, config: dict[str, Any]) -> dict:
+    """The student-scenario subset: topic/keyword filter, quality threshold, tail truncation."""
+    settings = {**DEFAULT_SELECT, **config}
+    dialogues = read_unified(source)
+    kept, dropped = [], Counter()
+    truncated = 0
+    for d in dialogues:
+        text = "".join(t.text for t in d.turns)
+        topical = (d.topic in settings["topics"]) or any(k in text for k in settings["keywords"])
+        if (settings["topics"] or settings["keywords"]) and not topical:
+            dropped["off_topic"] += 1
+            continue
+        answers = [len(t.text) for t in d.turns if t.role == "assistant"]
+        if statistics.fmean(answers) < settings["min_assistant_chars"]:
+            dropped["short_counselor_turns"] += 1
+            continue
+        short = tail_truncate(d, settings["max_chars"], settings["max_turns"])
+        truncated += short.turns != d.turns
+        kept.append(short)
+    write_unified(out, kept)
+    summary = {
+        "input": len(dialogues),
+        **describe(kept),
+        "dropped": dict(dropped),
+        "truncated": truncated,
+        "settings": settings,
+    }
+    write_json_atomic(out.with_name(out.stem + ".stats.json"), summary)
+    return summary
+
+
+@dataclass
+class Labeled:
+    dialogue: Dialogue
+    labels: dict[str, Any]
+
+
+def read_labeled(path: Path) -> list[Labeled]:
+    """Dialogues with a `labels` object (what `orch data label` writes)."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            data = json.loads(line)
+            if "labels" not in data:
+                raise OrchError("row has no labels", where=f"{path}:{number}", fix="run `orch data label` first")
+            out.append(Labeled(Dialogue.from_json(data), data["labels"]))
+    return out
+
+
+def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root: Path) -> dict:
+    """The task's SFT files, split deterministically and stratified on the risk field."""
+    rows = [sft_row(task, item.dialogue, item.labels) for item in read_labeled(labeled)]
+    ids = Counter(r["id"] for r in rows)
+    repeated = [i for i, n in ids.items() if n > 1]
+    if repeated:
+        raise OrchError(f"dialogue ids appear more than once: {repeated[:5]}", where=str(labeled))
+    field = task.risk_field or task.field_names[0]
+    splits = stratified_split(rows, lambda r: str(json.loads(r["output"])[field]), fractions)
+    missing = [s for s in splits if s not in task.datasets]
+    if missing:
+        raise OrchError(
+            f"the task file declares no dataset for split(s) {missing}",
+            where=str(task.path),
+            fix="add them under `datasets:` (name and file)",
+        )
+    counts = {}
+    for split, split_rows in splits.items():
+        write_jsonl(project_root / task.datasets[split].file, split_rows)
+        counts[split] = {
+            "rows": len(split_rows),
+            field: dict(Counter(json.loads(r["output"])[field] for r in split_rows)),
+        }
+    return counts
+
+
+def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = None) -> dict:
+    """Every bad row with its line, label distributions, duplicates, and overlap between files.
+
+    `cutoff` = (model dir, LLaMA-Factory template, cutoff_len) also flags rows whose answer the model's
+    cutoff would cut, counted exactly as LLaMA-Factory truncates.
+    """
+    report: dict[str, Any] = {"files": {}, "overlap": {}}
+    inputs: dict[Path, set[str]] = {}
+    for path in files:
+        rows, problems = check_rows(path, None, task)
+        texts = [str(r.data.get("input", "")) for r in rows]
+        problems_out = [{"where": p.where, "message": p.message} for p in problems]
+        for row in rows:
+            if not str(row.data.get("input", "")).strip() and not str(row.data.get("instruction", "")).strip():
+                problems_out.append({"where": f"{path}:{row.line}", "message": "empty input"})
+        distribution = {}
+        for name in task.field_names:
+            values = []
+            for row in rows:
+                try:
+                    values.append(json.loads(row.data["output"]).get(name))
+                except (json.JSONDecodeError, AttributeError, TypeError):
+                    continue
+            distribution[name] = {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: str(kv[0]))}
+        if cutoff is not None:
+            problems_out += _too_long(rows, path, *cutoff)
+        duplicates = sum(n - 1 for n in Counter(texts).values() if n > 1)
+        report["files"][str(path)] = {
+            "rows": len(rows),
+            "problems": problems_out,
+            "labels": distribution,
+            "duplicate_inputs": duplicates,
+        }
+        inputs[path] = set(texts)
+    paths = list(inputs)
+    for i, a in enumerate(paths):
+        for b in paths[i + 1 :]:
+            shared = len(inputs[a] & inputs[b])
+            if shared:
+                report["overlap"][f"{a} & {b}"] = shared
+    report["ok"] = not report["overlap"] and all(not f["problems"] for f in report["files"].values())
+    return report
+
+
+def _too_long(rows: list, path: Path, model_dir: Path, template: str, cutoff_len: int) -> list[dict[str, str]]:
+    from orchestrator.validation import llamafactory as lf
+    from orchestrator.validation.lengths import pair_lengths
+
+    pairs, efficient_eos = pair_lengths(model_dir, template, path, None)
+    infer_seqlen = lf.infer_seqlen()
+    out = []
+    for row, (prompt_len, answer_len) in zip(rows, pairs, strict=True):
+        _, kept = infer_seqlen(prompt_len, answer_len, cutoff_len - int(efficient_eos))
+        if kept < answer_len:
+            out.append(
+                {
+                    "where": f"{path}:{row.line}",
+                    "message": f"too long for the model's cutoff: {prompt_len} + {answer_len} tokens, "
+                    f"cutoff_len {cutoff_len} cuts the answer",
+                }
+            )
+    return out

@@ -1,0 +1,241 @@
+"""The data pipeline on the real CPsyCoun sample (tests/fixtures/cpsycoun) and crafted files per format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.data import formats
+from orchestrator.data.clean import anonymize
+from orchestrator.data.pipeline import check, normalize, prepare, read_unified, select
+
+FIXTURES = Path(__file__).parent / "fixtures/cpsycoun"
+
+SECRETS = {
+    "PHONE": ["13812345678", "010-87654321"],
+    "ID_CARD": ["11010519900307123X"],
+    "EMAIL": ["li.xiaoming@example.com"],
+    "QQ": ["QQ号：98765432"],
+    "WECHAT": ["微信号：lxm_2021abc"],
+    "URL": ["https://example.com/private?id=7"],
+    "STUDENT_ID": ["学号2021123456"],
+    "NAME": ["我叫李小明，"],
+}
+
+
+def secret_values():
+    """The parts that must never survive (the cue words like 学号 may)."""
+    return [
+        "13812345678",
+        "87654321",
+        "11010519900307123X",
+        "li.xiaoming@example.com",
+        "98765432",
+        "lxm_2021abc",
+        "example.com/private",
+        "2021123456",
+        "李小明",
+    ]
+
+
+def test_every_placeholder_type():
+    for kind, samples in SECRETS.items():
+        for sample in samples:
+            out = anonymize(f"来访者说：{sample}请帮帮我。")
+            assert f"[{kind}]" in out, (kind, out)
+    text = "我叫李小明，学号2021123456，电话13812345678"
+    assert anonymize(text) == "我叫[NAME]，学号[STUDENT_ID]，电话[PHONE]"
+
+
+def write_formats(tmp: Path) -> dict[str, Path]:
+    secret = "我叫李小明，我的手机是13812345678，邮箱li.xiaoming@example.com，学号2021123456。"
+    files = {
+        "cpsycound": tmp / "case_x.txt",
+        "cpsycoune": tmp / "Education" / "1.json",
+        "psyqa": tmp / "psyqa.json",
+        "smile": tmp / "smile.json",
+        "alpaca": tmp / "alpaca.jsonl",
+        "sharegpt": tmp / "sharegpt.json",
+    }
+    files["cpsycoune"].parent.mkdir(parents=True)
+    files["cpsycound"].write_text(
+        f"来访者：{secret}最近考试压力很大。\n\n心理咨询师：我理解你的压力，能具体说说吗？\n\n来访者：好。"
+    )
+    files["cpsycoune"].write_text(
+        json.dumps([f"求助者：{secret}", "支持者：谢谢你告诉我，我们一起来看看。"], ensure_ascii=False)
+    )
+    files["psyqa"].write_text(
+        json.dumps(
+            [
+                {
+                    "questionID": "q1",
+                    "question": "考试焦虑怎么办",
+                    "description": secret,
+                    "keywords": "学习,考试",
+                    "answers": [{"answer_text": "可以试试放松训练。"}],
+                }
+            ],
+            ensure_ascii=False,
+        )
+    )
+    files["smile"].write_text(
+        json.dumps(
+            [{"role": "client", "content": secret}, {"role": "counselor", "content": "我在听。"}], ensure_ascii=False
+        )
+    )
+    files["alpaca"].write_text(
+        json.dumps({"instruction": "咨询", "input": secret, "output": "请多休息。"}, ensure_ascii=False) + "\n"
+    )
+    files["sharegpt"].write_text(
+        json.dumps(
+            [{"conversations": [{"from": "human", "value": secret}, {"from": "gpt", "value": "我明白你的感受。"}]}],
+            ensure_ascii=False,
+        )
+    )
+    return files
+
+
+def test_each_format_is_read_and_detected(tmp_path):
+    for fmt, path in write_formats(tmp_path).items():
+        assert formats.detect(path) == fmt
+        dialogues = list(formats.read(path))
+        assert dialogues and dialogues[0].turns[0].role == "user"
+        assert any(t.role == "assistant" for t in dialogues[0].turns), fmt
+        assert not dialogues[0].turns[0].text.startswith(("来访者", "求助者")), "role prefix kept"
+
+
+def test_no_secret_survives_into_any_output(tmp_path):
+    files = write_formats(tmp_path / "raw")
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = normalize([tmp_path / "raw"], out / "unified.jsonl")
+    assert summary["anonymized"]["PHONE"] >= 6 and summary["anonymized"]["NAME"] >= 6
+    select(out / "unified.jsonl", out / "selected.jsonl", {"keywords": [], "min_assistant_chars": 1})
+    for path in out.iterdir():
+        text = path.read_text(encoding="utf-8")
+        for value in secret_values():
+            assert value not in text, (path.name, value)
+    assert summary["dialogues"] + sum(summary["dropped_dialogues"].values()) == len(files)
+
+
+def test_normalize_real_sample_with_stats(tmp_path):
+    summary = normalize([FIXTURES], tmp_path / "unified.jsonl")
+    dialogues = read_unified(tmp_path / "unified.jsonl")
+    assert summary["read"] == {"CPsyCounD": 24, "CPsyCounE": 2} and len(dialogues) == summary["dialogues"]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["by_source"]["CPsyCounE"] == 2 and stats["by_topic"]["Education"] == 1
+    assert {"min", "p50", "p95", "max"} <= set(stats["turns"])
+    assert all(t.role in ("user", "assistant") and len(t.text) > 1 for d in dialogues for t in d.turns)
+
+
+def test_duplicates_are_dropped(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    text = (FIXTURES / "CPsyCounD/case_0.txt").read_text(encoding="utf-8")
+    (raw / "case_a.txt").write_text(text)
+    (raw / "case_b.txt").write_text(text)  # exact copy
+    (raw / "case_c.txt").write_text(text.replace("心理咨询师，", "心理咨询师您好，", 1))  # near copy
+    summary = normalize([raw], tmp_path / "unified.jsonl")
+    assert summary["dialogues"] == 1
+    assert summary["dropped_dialogues"] == {"exact_duplicate": 1, "near_duplicate": 1}
+
+
+def test_select_filters_and_truncates(tmp_path):
+    normalize([FIXTURES], tmp_path / "unified.jsonl")
+    summary = select(
+        tmp_path / "unified.jsonl",
+        tmp_path / "selected.jsonl",
+        {"keywords": ["考试", "学习"], "min_assistant_chars": 20, "max_chars": 300, "max_turns": 4},
+    )
+    kept = read_unified(tmp_path / "selected.jsonl")
+    assert summary["dialogues"] == len(kept) > 0 and summary["dropped"].get("off_topic", 0) > 0
+    assert all(len(d.turns) <= 4 for d in kept)
+    assert summary["truncated"] > 0
+    assert json.loads((tmp_path / "selected.stats.json").read_text())["settings"]["max_turns"] == 4
+
+
+def test_rules_label_prepare_and_check(project, catalog, orch, tmp_path):
+    normalize([FIXTURES], tmp_path / "unified.jsonl")
+    select(
+        tmp_path / "unified.jsonl",
+        tmp_path / "selected.jsonl",
+        {"keywords": [], "min_assistant_chars": 1, "max_chars": 600, "max_turns": 12},
+    )
+    result = orch(
+        "data", "label", str(tmp_path / "selected.jsonl"), "-o", str(tmp_path / "labeled.jsonl"), "--labeler", "rules"
+    )
+    assert result.exit_code == 0, result.output
+    labeled = [json.loads(x) for x in (tmp_path / "labeled.jsonl").read_text().splitlines()]
+    assert any(x["labels"]["risk_flag"] == "suicidal" for x in labeled)  # case_331/505 mention 轻生/自杀
+    first = prepare(catalog.task(), tmp_path / "labeled.jsonl", {"train": 0.8, "test": 0.2}, project.root)
+    train = (project.root / "data/student_mental/train.jsonl").read_text()
+    test = (project.root / "data/student_mental/test.jsonl").read_text()
+    assert prepare(catalog.task(), tmp_path / "labeled.jsonl", {"train": 0.8, "test": 0.2}, project.root) == first
+    assert (project.root / "data/student_mental/train.jsonl").read_text() == train  # deterministic
+    train_ids = {json.loads(x)["id"] for x in train.splitlines()}
+    test_rows = [json.loads(x) for x in test.splitlines()]
+    assert not train_ids & {r["id"] for r in test_rows}
+    assert "suicidal" in {json.loads(r["output"])["risk_flag"] for r in test_rows}  # every risk class in test
+    report = check(
+        catalog.task(),
+        [project.root / "data/student_mental/train.jsonl", project.root / "data/student_mental/test.jsonl"],
+    )
+    assert report["ok"] and not report["overlap"]
+    assert validated_ok(orch)
+
+
+def validated_ok(orch) -> bool:
+    result = orch("validate", "tiny-qwen3", "--method", "lora", "--set", "bf16=false")
+    return result.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"instruction": "x", "input": "y"}', "missing column(s) ['output']"),
+        ('{"instruction": "x", "input": "y", "output": "{\\"depression_level\\": 1}"}', "is a required property"),
+        (
+            '{"instruction": "x", "input": "y", "output": "{\\"depression_level\\": 1.5, \\"anxiety_level\\": 0, '
+            '\\"risk_flag\\": \\"none\\", \\"student_distress_score\\": 0}"}',
+            "is not of type 'integer'",
+        ),
+        (
+            '{"instruction": "x", "input": "y", "output": "{\\"depression_level\\": 1, \\"anxiety_level\\": 0, '
+            '\\"risk_flag\\": \\"suicide\\", \\"student_distress_score\\": 0}"}',
+            "is not one of",
+        ),
+        (
+            '{"instruction": "", "input": "", "output": "{\\"depression_level\\": 1, \\"anxiety_level\\": 0, '
+            '\\"risk_flag\\": \\"none\\", \\"student_distress_score\\": 0}"}',
+            "empty input",
+        ),
+    ],
+)
+def test_check_names_line_and_reason(catalog, orch, tmp_path, row, message):
+    good = (Path(__file__).parents[1] / "data/student_mental/test.jsonl").read_text().splitlines()[0]
+    path = tmp_path / "rows.jsonl"
+    path.write_text(good + "\n" + row + "\n")
+    result = orch("data", "check", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:2: " in result.output and message in result.output
+
+
+def test_check_finds_overlap_between_splits(catalog, orch, tmp_path):
+    rows = (Path(__file__).parents[1] / "data/student_mental/test.jsonl").read_text().splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(rows[:5]) + "\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(rows[3:8]) + "\n")
+    result = orch("data", "check", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 1 and "OVERLAP" in result.output and "2 shared inputs" in result.output
+
+
+def test_check_flags_rows_too_long_for_the_cutoff(project, orch, model_cache):
+    template = (project.templates / "models/tiny-qwen3.yaml.j2").read_text()
+    (project.templates / "models/tiny-qwen3.yaml.j2").write_text(template.replace("cutoff_len: 1024", "cutoff_len: 40"))
+    path = project.root / "data/student_mental/test.jsonl"
+    result = orch("data", "check", str(path), "--model", "tiny-qwen3")
+    assert result.exit_code == 1
+    assert f"{path}:1: too long for the model's cutoff" in result.output
+    assert orch("data", "check", str(path)).exit_code == 0
