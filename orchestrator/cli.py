@@ -280,6 +280,7 @@ def cancel(run: str) -> None:
 @click.option("--batch-size", type=int, default=4, show_default=True)
 @click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
 @click.option("--merged", is_flag=True, help="Score the merged model (the export stage's output) instead.")
+@click.option("--rules", "rules_baseline", is_flag=True, help="Score the rules labeler (a baseline row, no model).")
 @click.option(
     "--predictions",
     type=click.Path(path_type=Path, exists=True),
@@ -287,7 +288,7 @@ def cancel(run: str) -> None:
     help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
 )
 @task_option
-def eval_cmd(run, split, decoding, limit, batch_size, base, merged, predictions, task) -> None:
+def eval_cmd(run, split, decoding, limit, batch_size, base, merged, rules_baseline, predictions, task) -> None:
     """Score a run on the task: valid JSON by construction (constrained) or extracted (free)."""
     from orchestrator.evaluation.evaluate import evaluate, score_predictions_file
     from orchestrator.runs import Run, last_submission
@@ -296,6 +297,10 @@ def eval_cmd(run, split, decoding, limit, batch_size, base, merged, predictions,
     task_obj = catalog.task(task)
     if predictions is not None:
         result = score_predictions_file(task_obj, predictions.resolve())
+    elif rules_baseline:
+        from orchestrator.evaluation.evaluate import evaluate_rules
+
+        result = evaluate_rules(catalog.project, task_obj, split, limit)
     else:
         if not run:
             raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE")

@@ -68,10 +68,10 @@ def row_for(task: Task, metrics_path: Path, saves: Path) -> Row:
     epoch = json.loads(state.read_text())["epoch"] if state.is_file() else None
     results = run_dir / "train_results.json"
     runtime = json.loads(results.read_text()).get("train_runtime") if results.is_file() else None
-    base = "-base" in str(metrics.get("decoding", "")) or metrics.get("model") == "base"
+    base = "-base" in str(metrics.get("decoding", "")) or metrics.get("model") in ("base", "rules")
     values: dict[str, Any] = {
         "model": model,
-        "method": "base (untrained)" if base else method,
+        "method": "rules baseline" if metrics.get("model") == "rules" else "base (untrained)" if base else method,
         "decoding": metrics.get("decoding"),
         "split": metrics.get("split"),
         "n": metrics.get("n"),

@@ -116,3 +116,15 @@ def test_task_metrics_decide_the_verdict(project, catalog, tmp_path):
     write_eval(catalog.task(), run, ["none", "none"], ["suicidal", "none"])
     _, verdict = diagnose(run)
     assert verdict.startswith("not usable: any-risk recall below")
+
+
+def test_rules_baseline_is_a_row_in_the_comparison(project, orch):
+    result = orch("eval", "--rules")
+    assert result.exit_code == 0, result.output
+    assert "saves/rules/baseline/sft/eval/test/rules/predictions.jsonl" in result.output
+    assert orch("collect").exit_code == 0
+    rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
+    baseline = [r for r in rows if r["method"] == "rules baseline"]
+    assert len(baseline) == 1 and baseline[0]["decoding"] == "rules" and float(baseline[0]["valid_rate"]) == 1.0
+    # The seed labels come from the same rules, so the baseline reproduces them exactly on the seed data.
+    assert float(baseline[0]["all_fields_correct"]) == 1.0

@@ -211,3 +211,38 @@ def score_predictions_file(task: Task, path: Path, out_dir: Path | None = None) 
         out_dir or path.parent / "eval-llamafactory",
         {"decoding": "llamafactory-predict", "source": str(path)},
     )
+
+
+RULES_DIR = ("rules", "baseline", "sft")  # saves/rules/baseline/sft/eval/...: collect lists it like any run
+
+
+def evaluate_rules(project: Project, task: Task, split: str = "test", limit: int | None = None) -> EvalResult:
+    """Score the rules labeler (the lexicon baseline) on a split, as a row for `orch collect`."""
+    from orchestrator.data import rules
+    from orchestrator.data.dialogue import ROLE_LABELS
+
+    rows = gold_rows(project, task, split, limit)
+    client = ROLE_LABELS["user"] + "："
+    started = time.perf_counter()
+    raws = []
+    for row in rows:
+        text = "\n".join(
+            line[len(client) :] for line in str(row.get("input", "")).splitlines() if line.startswith(client)
+        )
+        raws.append(task.canonical_answer(rules.label(text)))
+    seconds = time.perf_counter() - started
+    out_dir = project.resolve(project.saves_setting).joinpath(*RULES_DIR, "eval", split, "rules")
+    return _write(
+        task,
+        rows,
+        raws,
+        [None] * len(rows),
+        out_dir,
+        {
+            "split": split,
+            "decoding": "rules",
+            "model": "rules",
+            "seconds": seconds,
+            "examples_per_second": len(rows) / seconds if seconds else None,
+        },
+    )
