@@ -39,7 +39,7 @@ def make_project(tmp: Path, examples: int) -> Project:
     shutil.copytree(ROOT / "templates", tmp / "templates")
     shutil.copytree(ROOT / "llamafactory_configs", tmp / "llamafactory_configs")
     rows = (ROOT / "data/student_mental/train.jsonl").read_text(encoding="utf-8").splitlines()[:examples]
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         (tmp / "data/student_mental").mkdir(parents=True, exist_ok=True)
         (tmp / f"data/student_mental/{split}.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return Project(tmp)

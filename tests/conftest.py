@@ -53,7 +53,7 @@ def project(tmp_path, model_cache, monkeypatch):
     shutil.copytree(REPO / "templates", root / "templates")
     shutil.copytree(REPO / "llamafactory_configs", root / "llamafactory_configs")
     (root / "templates/models/tiny-qwen3.yaml.j2").write_text(TINY_TEMPLATE, encoding="utf-8")
-    for split, count in (("train", 40), ("test", 10)):
+    for split, count in (("train", 40), ("val", 10), ("test", 10)):
         lines = (REPO / f"data/student_mental/{split}.jsonl").read_text(encoding="utf-8").splitlines()[:count]
         target = root / f"data/student_mental/{split}.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ def test_rendered_training_config_runs(project, catalog, model_cache):
         "per_device_train_batch_size=2",
         "gradient_accumulation_steps=1",
         "preprocessing_num_workers=1",
-        "val_size=0.1",
     )
     task = catalog.task()
     assert validate_run(catalog, "tiny-qwen3", "lora", task, sets, stages=("sft",)).ok

@@ -60,7 +60,7 @@ def test_field_defaults_in_training_config(catalog):
         "learning_rate": 1.0e-4,
         "num_train_epochs": 3.0,
         "bf16": True,
-        "val_size": 0.05,
+        "eval_dataset": "student_mental_val",
         "eval_strategy": "steps",
         "finetuning_type": "lora",
         "output_dir": "saves/qwen3-1p7b/lora/sft",

@@ -28,7 +28,6 @@ FAST = (
     "gradient_accumulation_steps=1",
     "preprocessing_num_workers=1",
     "eval_steps=1000",
-    "val_size=0.1",
 )
 SLURM_RESOURCES = {"gpus_per_node": 0, "cpus_per_task": 1, "mem": "3G", "time": "00:10:00"}
 SFT = Run("tiny-qwen3", "lora", "sft")

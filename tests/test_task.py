@@ -48,6 +48,7 @@ def test_second_task_needs_only_a_file(project, catalog):
     assert info["sleep_train"]["file_name"] == "../data/sleep/train.jsonl"
     configs = render_run(catalog, "qwen3-1p7b", "lora", catalog.task("sleep"))
     assert configs["sft"].values["dataset"] == "sleep_train"
+    assert configs["sft"].values["val_size"] == 0.05 and "eval_dataset" not in configs["sft"].values  # no val split
     assert configs["sft"].path.name == "train_qwen3-1p7b_lora_sleep.yaml"
 
 

@@ -59,7 +59,7 @@ def test_bad_finetuning_type(project, catalog):
 
 
 def test_eval_without_eval_data(project, catalog):
-    found = problems(project, catalog, tiny_config(catalog, val_size=0))
+    found = problems(project, catalog, tiny_config(catalog, eval_dataset=None))
     assert "eval_dataset" in found[0].message or "val_size" in found[0].message
 
 
