@@ -340,55 +340,29 @@ def eval_cmd(run, split, decoding, limit, batch_size, base, merged, rules_baseli
 @click.option("--threshold", type=float, default=0.9, show_default=True, help="Flag rows with any-risk recall below.")
 @task_option
 def collect(sort: str, threshold: float, task: str | None) -> None:
-    """Put every evaluated run side by side: reports/comparison.{md,csv,html}."""
+    """Put every evaluated run side by side: reports/comparison.{md,csv,html} and reports/index.html."""
     from orchestrator import ledger, steps
     from orchestrator.collect import collect as do_collect
     from orchestrator.collect import to_markdown, write_reports
 
     catalog = _catalog()
     rows = do_collect(catalog.project, catalog.task(task), sort=sort, threshold=threshold)
-    paths = write_reports(catalog.project, rows, threshold)
     table = to_markdown(rows, threshold)
+    flagged = [r for r in rows if r.values.get("risk_flag_low")]
+    message = f"{len(rows)} evaluated run(s) compared, sorted by {sort}; {len(flagged)} flagged for risk recall"
+    entry = {
+        "time": ledger.now(),
+        "event": "collected",
+        "run": "all runs",
+        "message": message,
+        "command": "orch " + " ".join(sys.argv[1:]),
+        "table": table,
+    }
+    steps.append_entry(catalog.project.templates, catalog.project.steps, entry)
+    paths = write_reports(catalog.project, rows, threshold)
     click.echo(table)
     for kind, path in paths.items():
         click.echo(f"{kind}: {catalog.project.relative(path)}")
-    flagged = [r for r in rows if r.values.get("risk_flag_low")]
-    message = f"{len(rows)} evaluated run(s) compared, sorted by {sort}; {len(flagged)} flagged for risk recall"
-    steps.append_entry(
-        catalog.project.templates,
-        catalog.project.steps,
-        {
-            "time": ledger.now(),
-            "event": "collected",
-            "run": "all runs",
-            "message": message,
-            "command": "orch " + " ".join(sys.argv[1:]),
-            "table": table,
-        },
-    )
-
-
-@cli.command("diagnose")
-@click.argument("run")
-def diagnose_cmd(run: str) -> None:
-    """Explain a run: loss level and trend, over-fitting, resets, checkpoints, task metrics."""
-    from orchestrator.diagnose import diagnose
-    from orchestrator.runs import Run, last_submission
-
-    project = find_project()
-    parsed = Run.parse(run)
-    sub = last_submission(project, parsed)
-    out = (
-        project.resolve(sub["output_dir"])
-        if sub
-        else project.resolve(f"{project.saves_setting}/{parsed.model}/{parsed.method}/sft")
-    )
-    if not out.is_dir():
-        raise OrchError(f"{project.relative(out)} does not exist", fix=f"orch submit {parsed.model} first")
-    findings, verdict = diagnose(out)
-    for finding in findings:
-        click.echo(f"{finding.level.upper():8} {finding.topic:12} {finding.message}")
-    click.echo(f"verdict: {verdict}")
 
 
 def format_metrics(metrics: dict) -> str:

@@ -153,13 +153,21 @@ def write_reports(project: Project, rows: list[Row], threshold: float) -> dict[s
     """reports/comparison.md, .csv and a self-contained .html."""
     import pandas as pd
 
-    from orchestrator.report import comparison_html
+    from orchestrator.report import comparison_html, steps_links
 
     out = project.root / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / "comparison.md", "csv": out / "comparison.csv", "html": out / "comparison.html"}
+    paths = {
+        "md": out / "comparison.md",
+        "csv": out / "comparison.csv",
+        "html": out / "comparison.html",
+        "index": out / "index.html",
+    }
     write_text_atomic(paths["md"], "# Comparison\n\n" + to_markdown(rows, threshold))
     frame = pd.DataFrame([r.values for r in rows])
     write_text_atomic(paths["csv"], frame.to_csv(index=False))
-    write_text_atomic(paths["html"], comparison_html(rows, threshold))
+    html = comparison_html(rows, threshold)
+    write_text_atomic(paths["html"], html)
+    journal = steps_links(project.steps, "../steps/steps.md")
+    write_text_atomic(paths["index"], comparison_html(rows, threshold, journal=journal))
     return paths

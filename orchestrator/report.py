@@ -74,8 +74,17 @@ def confusion_image(metrics_path: Path, field: str) -> str | None:
     return _png(fig)
 
 
-def comparison_html(rows: list[Any], threshold: float, risk_field: str = "risk_flag") -> str:
-    """The whole report as one HTML file (images inlined)."""
+def steps_links(steps_md: Path, link: str) -> str:
+    """An HTML list of the steps.md entries (newest first), each linking to the journal."""
+    if not steps_md.is_file():
+        return "<p>no steps.md entries yet</p>"
+    heads = [line[3:].strip() for line in steps_md.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
+    items = "".join(f'<li><a href="{html.escape(link)}">{html.escape(h)}</a></li>' for h in reversed(heads[-50:]))
+    return f"<ul>{items}</ul>"
+
+
+def comparison_html(rows: list[Any], threshold: float, risk_field: str = "risk_flag", journal: str = "") -> str:
+    """The whole report as one HTML file (images inlined); `journal` is extra HTML about steps.md."""
     columns = list(rows[0].values) if rows else []
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
@@ -116,6 +125,13 @@ Missing a risk flag is the worst error this product can make.</p>
 <table id="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
 <h2>Loss curves and risk confusion matrices</h2>
 {"".join(figures) or "<p>none</p>"}
+{"<h2>Journal (steps/steps.md)</h2>" + journal if journal else ""}
+<script>
+window.addEventListener("load", () => {{
+  const loaded = [...document.images].filter((img) => img.complete && img.naturalWidth > 0).length;
+  document.body.dataset.imagesLoaded = String(loaded);
+}});
+</script>
 </body></html>
 """
 

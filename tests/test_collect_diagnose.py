@@ -73,6 +73,8 @@ def test_collect_puts_runs_side_by_side_and_flags_low_risk_recall(project, catal
     md = (project.root / "reports/comparison.md").read_text()
     assert "| model-b | lora | constrained |" in md
     assert "collected · all runs" in project.steps.read_text()
+    index = (project.root / "reports/index.html").read_text()
+    assert "<h2>Journal (steps/steps.md)</h2>" in index and 'href="../steps/steps.md"' in index
 
 
 def test_collect_sorts_and_rejects_unknown_columns(project, catalog, orch):
