@@ -110,7 +110,7 @@ def test_submit_runs_to_completion(project, catalog, executor):
     assert finished["global_step"] == 6 and finished["train_loss"] > 0
     submitted = ledger.for_run(project.ledger, SFT.name)[0]
     assert submitted["executor"] == executor and len(submitted["config_sha256"]) == 64
-    assert submitted["dataset"] == "data/student_mental/train.jsonl"
+    assert submitted["dataset"] == "data/student_mental/train.jsonl, data/student_mental/val.jsonl"
     steps_md = project.steps.read_text()
     assert f"submitted · {SFT.name}" in steps_md and f"finished · {SFT.name}" in steps_md
     # A finished run is not trained again without --restart.
