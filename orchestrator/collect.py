@@ -85,6 +85,7 @@ def row_for(task: Task, metrics_path: Path, saves: Path) -> Row:
         {
             "valid_rate": metrics.get("valid_rate"),
             "strict_rate": parse.get("strict_rate"),
+            "repaired_rate": parse.get("repaired_rate"),
             "all_fields_correct": metrics.get("all_fields_correct"),
         }
     )

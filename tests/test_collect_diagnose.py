@@ -66,6 +66,7 @@ def test_collect_puts_runs_side_by_side_and_flags_low_risk_recall(project, catal
     assert rows[1]["risk_flag_low"] == "True" and rows[0]["risk_flag_low"] == "False"
     assert float(rows[1]["recall_suicidal"]) == 0.0 and rows[0]["steps"] == "100"
     assert float(rows[0]["train_loss"]) == 0.2 and float(rows[0]["eval_loss"]) == 0.5
+    assert float(rows[0]["repaired_rate"]) == 1.0 and float(rows[0]["strict_rate"]) == 1.0
     html = (project.root / "reports/comparison.html").read_text()
     assert html.count("<tr") == 3 and 'class="flagged"' in html
     assert html.count('alt="loss curve" src="data:image/png;base64,') == 2
