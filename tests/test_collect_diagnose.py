@@ -129,5 +129,5 @@ def test_rules_baseline_is_a_row_in_the_comparison(project, orch):
     rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
     baseline = [r for r in rows if r["method"] == "rules baseline"]
     assert len(baseline) == 1 and baseline[0]["decoding"] == "rules" and float(baseline[0]["valid_rate"]) == 1.0
-    # The seed labels come from the same rules, so the baseline reproduces them exactly on the seed data.
+    # The shipped labels come from the same rules, so the baseline reproduces them exactly.
     assert float(baseline[0]["all_fields_correct"]) == 1.0
