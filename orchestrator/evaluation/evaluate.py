@@ -156,8 +156,8 @@ def _write(
     task: Task, rows: list[dict], raws: list[str], probabilities: list[Any], out_dir: Path, meta: dict[str, Any]
 ) -> EvalResult:
     lines, preds, valid = [], [], []
-    for row, raw, prob in zip(rows, raws, probabilities, strict=True):
-        found = extract(task, raw)
+    extractions = [extract(task, raw) for raw in raws]
+    for row, raw, prob, found in zip(rows, raws, probabilities, extractions, strict=True):
         preds.append(found.labels)
         valid.append(found.valid)
         status = "strict" if found.strict else "repaired" if found.valid else "invalid"
@@ -177,7 +177,6 @@ def _write(
         )
     metrics = score(task, [r["gold"] for r in rows], preds, valid)
     n = len(rows)
-    extractions = [extract(task, raw) for raw in raws]
     metrics["parse"] = {
         "strict_rate": sum(e.strict for e in extractions) / n if n else None,
         "repaired_rate": sum(e.repaired for e in extractions) / n if n else None,
