@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator.fileio import write_text_atomic
 from orchestrator.outputs import output_status, set_aside_incomplete
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, STAGE_COMMAND, Run, log_tail, record_event, training_summary
@@ -52,9 +52,8 @@ def main(job_dir: Path) -> int:
             resumed_from = project.relative(latest)
             cmd.append(f"resume_from_checkpoint={latest}")
             print(f"orch: resuming from {resumed_from}", flush=True)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if not (output_dir / ORCH_CONFIG).exists():
-            shutil.copyfile(config, output_dir / ORCH_CONFIG)
+        # The config the checkpoints written from now on come from (submit compares against it).
+        write_text_atomic(output_dir / ORCH_CONFIG, config.read_text(encoding="utf-8"))
     if leader:
         event = "requeued" if requeues else "resumed" if resumed_from else "started"
         record_event(project, run, event, resumed_from=resumed_from, **common)

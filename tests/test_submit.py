@@ -19,6 +19,7 @@ from orchestrator import ledger
 from orchestrator.errors import OrchError
 from orchestrator.executors import get_executor
 from orchestrator.monitor import cancel, run_status
+from orchestrator.outputs import is_complete
 from orchestrator.runs import Run, last_submission
 from orchestrator.submit import SubmitOptions, submit
 
@@ -128,7 +129,7 @@ def test_cancel_after_checkpoint_then_resume_continues(project, catalog, executo
     sets = ("max_steps=160", "save_steps=20", "logging_steps=5")
     go(catalog, executor, *sets)
     deadline = time.time() + 120
-    while not (sft_dir(project) / "checkpoint-20").is_dir():
+    while not (sft_dir(project) / "checkpoint-20" / "trainer_state.json").is_file():  # a complete checkpoint
         assert time.time() < deadline, "no checkpoint-20"
         time.sleep(0.2)
     cancel(project, SFT)
@@ -140,7 +141,7 @@ def test_cancel_after_checkpoint_then_resume_continues(project, catalog, executo
 
     plans = go(catalog, executor, *sets)
     assert plans[0].action == "resume"
-    latest = sorted(int(p.name.split("-")[1]) for p in sft_dir(project).glob("checkpoint-*"))[-1]
+    latest = sorted(int(p.name.split("-")[1]) for p in sft_dir(project).glob("checkpoint-*") if is_complete(p))[-1]
     assert plans[0].note == f"from checkpoint-{latest}"
     wait_state(project, SFT)
     state = json.loads((sft_dir(project) / "trainer_state.json").read_text())
@@ -167,7 +168,7 @@ def test_config_change_is_refused_unless_allowed(project, catalog, executor):
     sets = ("max_steps=2000", "save_steps=10", "logging_steps=10")
     go(catalog, executor, *sets)
     deadline = time.time() + 120
-    while not (sft_dir(project) / "checkpoint-10").is_dir():
+    while not (sft_dir(project) / "checkpoint-10" / "trainer_state.json").is_file():
         assert time.time() < deadline
         time.sleep(0.2)
     cancel(project, SFT)
