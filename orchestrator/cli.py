@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -314,12 +315,7 @@ def eval_cmd(run, split, decoding, limit, batch_size, base, merged, rules_baseli
         if merged:
             export = last_submission(catalog.project, Run(parsed.model, parsed.method, "export", parsed.task))
             out = catalog.project.resolve(export["output_dir"]) if export else out.parent / "merged"
-        with click.progressbar(length=1, label=f"{decoding} decoding", file=sys.stderr) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.length = total
-                bar.update(done - bar.pos)
-
+        with _progress(f"{decoding} decoding") as progress:
             result = evaluate(
                 catalog.project,
                 task_obj,
@@ -457,12 +453,7 @@ def data_label(
     else:
         if not endpoint or not teacher_model:
             raise OrchError("a teacher needs --endpoint and --model", fix="or use --labeler rules")
-        with click.progressbar(length=1, label="labeling", file=sys.stderr) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.length = total
-                bar.update(done - bar.pos)
-
+        with _progress("labeling") as progress:
             summary = label_with_teacher(
                 task_obj,
                 source,
@@ -566,6 +557,18 @@ def models_prepare(names: tuple[str, ...], force: bool) -> None:
     for name in names:
         path = prepare_model(catalog, name, force=force, log=lambda msg: click.echo(msg, err=True))
         click.echo(f"{name}: ready at {path}")
+
+
+@contextlib.contextmanager
+def _progress(label: str):
+    """A progress bar on stderr; yields a `progress(done, total)` callback."""
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        yield progress
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

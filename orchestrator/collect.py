@@ -113,12 +113,10 @@ def collect(
     task: Task,
     sort: str = "any_risk_recall",
     threshold: float = DEFAULT_THRESHOLD,
-    extra_rows: list[dict[str, Any]] | None = None,
 ) -> list[Row]:
     """Rows for every evaluated run, sorted (best first), with the risk flag set."""
     saves = project.resolve(project.saves_setting)
     rows = [row_for(task, path, saves) for path in find_metrics(saves)]
-    rows += [Row(values, Path(), Path()) for values in extra_rows or []]
     for row in rows:
         recall = row.values.get("any_risk_recall")
         row.values["risk_flag_low"] = recall is not None and recall < threshold
