@@ -24,12 +24,7 @@ render: setup
 	$(BIN)/orch render --all
 
 demo: setup
-	$(BIN)/orch models prepare smollm2-135m
-	$(BIN)/orch render --all --check
-	$(BIN)/orch validate smollm2-135m --method lora -q
-	@echo
-	@echo "make demo: training, evaluation and the report are not yet available (issue #6)."
-	@echo "What ran: setup, the SmolLM2 demo model prepared, configs rendered and validated."
+	bash scripts/demo.sh
 
 bench: setup
 	$(BIN)/python bench/validate_all.py

@@ -224,6 +224,101 @@ def submit(
 
 
 @cli.command()
+@click.argument("model")
+@click.option("--method", "-m", default="lora", show_default=True, help="lora or qlora.")
+@click.option("--executor", "-e", default=None, help="slurm or local (default: $ORCH_EXECUTOR, else slurm if found).")
+@task_option
+@set_option
+@click.option("--restart", is_flag=True, help="Train from scratch; the old output directory is moved aside.")
+@click.option("--split", default="test", show_default=True, help="Task split to score on.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Examples scored at once.")
+@click.option("--no-baselines", is_flag=True, help="Skip the untrained base model and the rules labeler.")
+@click.option("--sort", default="all_fields_correct", show_default=True, help="Comparison column to sort by.")
+@click.option("--partition", default=None, help="SLURM partition.")
+@click.option("--time", "time_limit", default=None, help="SLURM time limit, e.g. 24:00:00.")
+def pipeline(
+    model, method, executor, task, sets, restart, split, batch_size, no_baselines, sort, partition, time_limit
+) -> None:
+    """Train MODEL, wait, score it and the baselines (constrained and free), compare: the whole job in one go."""
+    from orchestrator.executors import default_executor_name
+    from orchestrator.submit import SubmitOptions
+    from orchestrator.workflow import PipelineOptions, run_pipeline
+
+    catalog = _catalog()
+    catalog.check_model(model)
+    catalog.check_method(method)
+    command = "orch " + " ".join(sys.argv[1:])
+    submit_opts = SubmitOptions(
+        method=method,
+        executor=executor or default_executor_name(),
+        task=task,
+        sets=tuple(sets),
+        restart=restart,
+        command=command,
+        resources={"partition": partition, "time": time_limit},
+    )
+    opts = PipelineOptions(split, batch_size, not no_baselines, sort, command=command)
+    with _Bars() as bars:
+        try:
+            result = run_pipeline(
+                catalog, model, submit_opts, opts, log=bars.echo, progress=bars.update, on_status=bars.training_status
+            )
+        except KeyboardInterrupt:
+            bars.close()
+            raise OrchError(
+                "stopped waiting; a submitted job keeps running",
+                fix=f"orch status {model}/{method} to watch it, orch cancel {model}/{method} to stop it",
+            ) from None
+    click.echo(result.comparison.table)
+    flagged = result.comparison.flagged
+    if flagged:
+        click.echo(f"{len(flagged)} row(s) flagged: any-risk recall below {opts.threshold:.0%} (see risk_flag_low).")
+    index = result.comparison.paths["index"]
+    click.echo(f"Report: {catalog.project.relative(index)} (open it in a browser)")
+    click.echo(f"Journal: {catalog.project.relative(catalog.project.steps)}")
+
+
+class _Bars:
+    """One progress bar per phase on stderr (training steps, examples scored); messages go between bars."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.bar = None
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = click.progressbar(length=total, label=phase, file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.length = total
+        self.bar.update(done - self.bar.pos)
+
+    def training_status(self, status) -> None:
+        """Show the last logged loss beside the training bar, and say once when a job waits in a queue."""
+        if status.state == "PENDING" and status.executor != "local" and self.phase != "queued":
+            self.echo(f"{status.run}: job {status.job_id} is queued ({status.reason or 'waiting for resources'}) ...")
+            self.phase = "queued"
+        if self.bar is not None and self.phase == "training" and status.loss:
+            self.bar.label = f"training (loss {status.loss})"
+
+    def echo(self, message: str) -> None:
+        self.close()
+        click.echo(message, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+        self.bar, self.phase = None, None
+
+
+@cli.command()
 @click.argument("run", required=False)
 @click.option("--all", "all_runs", is_flag=True, help="Every run in the ledger.")
 def status(run: str | None, all_runs: bool) -> None:
@@ -276,9 +371,18 @@ def cancel(run: str) -> None:
 @cli.command("eval")
 @click.argument("run", required=False)
 @click.option("--split", default="test", show_default=True, help="Task split to score.")
-@click.option("--decoding", type=click.Choice(["constrained", "free"]), default="constrained", show_default=True)
+@click.option(
+    "--decoding",
+    type=click.Choice(["constrained", "free", "both"]),
+    default="constrained",
+    show_default=True,
+    help="both: constrained and free from one encoding of each prompt.",
+)
 @click.option("--limit", type=int, default=None, help="Only the first N examples.")
 @click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Free decoding's limit (default: 1.5x the longest answer)."
+)
 @click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
 @click.option("--merged", is_flag=True, help="Score the merged model (the export stage's output) instead.")
 @click.option("--rules", "rules_baseline", is_flag=True, help="Score the rules labeler (a baseline row, no model).")
@@ -289,46 +393,67 @@ def cancel(run: str) -> None:
     help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
 )
 @task_option
-def eval_cmd(run, split, decoding, limit, batch_size, base, merged, rules_baseline, predictions, task) -> None:
+def eval_cmd(run, split, decoding, limit, batch_size, max_new_tokens, base, merged, rules_baseline, predictions, task):
     """Score a run on the task: valid JSON by construction (constrained) or extracted (free)."""
-    from orchestrator.evaluation.evaluate import evaluate, score_predictions_file
-    from orchestrator.runs import Run, last_submission
+    from orchestrator.evaluation.evaluate import evaluate_rules, record_evaluation, score_predictions_file
+    from orchestrator.evaluation.metrics import summary
+    from orchestrator.runs import Run
 
     catalog = _catalog()
     task_obj = catalog.task(task)
+    command = "orch " + " ".join(sys.argv[1:])
+    parsed = None
     if predictions is not None:
-        result = score_predictions_file(task_obj, predictions.resolve())
+        results = [score_predictions_file(task_obj, predictions.resolve())]
     elif rules_baseline:
-        from orchestrator.evaluation.evaluate import evaluate_rules
-
-        result = evaluate_rules(catalog.project, task_obj, split, limit)
+        results = [evaluate_rules(catalog.project, task_obj, split, limit)]
     else:
         if not run:
             raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE")
         parsed = Run.parse(run)
-        sub = last_submission(catalog.project, parsed)
-        out = (
-            catalog.project.resolve(sub["output_dir"])
-            if sub
-            else catalog.project.resolve(f"{catalog.project.saves_setting}/{parsed.model}/{parsed.method}/sft")
-        )
-        if merged:
-            export = last_submission(catalog.project, Run(parsed.model, parsed.method, "export", parsed.task))
-            out = catalog.project.resolve(export["output_dir"]) if export else out.parent / "merged"
+        out = _eval_dir(catalog, parsed, merged)
+        from orchestrator.evaluation.evaluate import evaluate_decodings
+
+        decodings = ("constrained", "free") if decoding == "both" else (decoding,)
         with _progress(f"{decoding} decoding") as progress:
-            result = evaluate(
-                catalog.project,
-                task_obj,
-                out,
-                split=split,
-                decoding_mode=decoding,
-                limit=limit,
-                batch_size=batch_size,
-                base=base,
-                progress=progress,
+            results = list(
+                evaluate_decodings(
+                    catalog.project,
+                    task_obj,
+                    out,
+                    decodings=decodings,
+                    split=split,
+                    limit=limit,
+                    batch_size=batch_size,
+                    base=base,
+                    max_new_tokens=max_new_tokens,
+                    progress=progress,
+                ).values()
             )
-    click.echo(format_metrics(result.metrics))
-    click.echo(f"predictions: {catalog.project.relative(result.predictions)}")
+    for result in results:
+        if predictions is None:
+            record_evaluation(catalog.project, result, parsed, command)
+        if len(results) > 1:
+            click.echo(f"-- {result.metrics['decoding']}")
+        click.echo(summary(result.metrics))
+        click.echo(f"predictions: {catalog.project.relative(result.predictions)}")
+
+
+def _eval_dir(catalog: Catalog, run, merged: bool) -> Path:
+    """The output directory `orch eval` scores: the run's (from the ledger), or its merged model."""
+    from orchestrator.runs import Run, last_submission
+
+    sub = last_submission(catalog.project, run)
+    project = catalog.project
+    out = (
+        project.resolve(sub["output_dir"])
+        if sub
+        else project.resolve(f"{project.saves_setting}/{run.model}/{run.method}/sft")
+    )
+    if merged:
+        export = last_submission(project, Run(run.model, run.method, "export", run.task))
+        out = project.resolve(export["output_dir"]) if export else out.parent / "merged"
+    return out
 
 
 @cli.command()
@@ -337,55 +462,32 @@ def eval_cmd(run, split, decoding, limit, batch_size, base, merged, rules_baseli
 @task_option
 def collect(sort: str, threshold: float, task: str | None) -> None:
     """Put every evaluated run side by side: reports/comparison.{md,csv,html} and reports/index.html."""
-    from orchestrator import ledger, steps
-    from orchestrator.collect import collect as do_collect
-    from orchestrator.collect import to_markdown, write_reports
+    from orchestrator.collect import compare
 
     catalog = _catalog()
-    rows = do_collect(catalog.project, catalog.task(task), sort=sort, threshold=threshold)
-    table = to_markdown(rows, threshold)
-    flagged = [r for r in rows if r.values.get("risk_flag_low")]
-    message = f"{len(rows)} evaluated run(s) compared, sorted by {sort}; {len(flagged)} flagged for risk recall"
-    entry = {
-        "time": ledger.now(),
-        "event": "collected",
-        "run": "all runs",
-        "message": message,
-        "command": "orch " + " ".join(sys.argv[1:]),
-        "table": table,
-    }
-    steps.append_entry(catalog.project.templates, catalog.project.steps, entry)
-    paths = write_reports(catalog.project, rows, threshold)
-    click.echo(table)
-    for kind, path in paths.items():
+    result = compare(catalog.project, catalog.task(task), sort, threshold, command="orch " + " ".join(sys.argv[1:]))
+    click.echo(result.table)
+    for kind, path in result.paths.items():
         click.echo(f"{kind}: {catalog.project.relative(path)}")
 
 
-def format_metrics(metrics: dict) -> str:
-    """The headline numbers, risk first."""
+@cli.command("diagnose")
+@click.argument("run")
+def diagnose_cmd(run: str) -> None:
+    """Explain a run: loss level and trend, over-fitting, resets, checkpoints, task metrics."""
+    from orchestrator.diagnose import diagnose
+    from orchestrator.runs import Run
 
-    def pct(value):
-        return "n/a" if value is None else f"{value:.1%}"
-
-    lines = []
-    risk = metrics.get("risk")
-    if risk:
-        per = ", ".join(f"{c} {pct(v['recall'])} (n={v['support']})" for c, v in risk["per_class_recall"].items())
-        lines.append(f"risk: any-risk recall {pct(risk['any_risk_recall'])} (n={risk['any_risk_support']}); {per}")
-    parse = metrics.get("parse", {})
-    lines.append(
-        f"valid {pct(metrics['valid_rate'])} (strict {pct(parse.get('strict_rate'))}, repaired "
-        f"{pct(parse.get('repaired_rate'))}); all fields right {pct(metrics['all_fields_correct'])}"
-    )
-    for name, m in metrics["fields"].items():
-        if "qwk" in m:
-            qwk = "n/a" if m["qwk"] is None else f"{m['qwk']:.3f}"
-            mae = "n/a" if m["mae"] is None else f"{m['mae']:.2f}"
-            lines.append(f"{name}: acc {pct(m['accuracy'])}, within-1 {pct(m['within1'])}, MAE {mae}, QWK {qwk}")
-        else:
-            f1 = "n/a" if m["macro_f1"] is None else f"{m['macro_f1']:.3f}"
-            lines.append(f"{name}: acc {pct(m['accuracy'])}, macro-F1 {f1}")
-    return "\n".join(lines)
+    catalog = _catalog()
+    out = _eval_dir(catalog, Run.parse(run), merged=False)
+    if not out.is_dir():
+        raise OrchError(
+            f"{catalog.project.relative(out)} does not exist", fix=f"orch submit {Run.parse(run).model} first"
+        )
+    findings, verdict = diagnose(out)
+    for finding in findings:
+        click.echo(f"{finding.level.upper():8} {finding.topic:12} {finding.message}")
+    click.echo(f"verdict: {verdict}")
 
 
 @cli.group(cls=_Group)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import ledger, steps
 from orchestrator.fileio import write_text_atomic
 from orchestrator.project import Project
 from orchestrator.report import format_cell
@@ -170,3 +171,36 @@ def write_reports(project: Project, rows: list[Row], threshold: float) -> dict[s
     journal = steps_links(project.steps, "../steps/steps.md")
     write_text_atomic(paths["index"], comparison_html(rows, threshold, journal=journal))
     return paths
+
+
+@dataclass
+class Comparison:
+    """What `orch collect` produced."""
+
+    rows: list[Row]
+    table: str
+    flagged: list[Row]
+    paths: dict[str, Path]
+
+
+def compare(
+    project: Project,
+    task: Task,
+    sort: str = "any_risk_recall",
+    threshold: float = DEFAULT_THRESHOLD,
+    command: str = "",
+) -> Comparison:
+    """Collect every evaluated run, journal the table in steps.md, then write the reports (linking that entry)."""
+    rows = collect(project, task, sort=sort, threshold=threshold)
+    table = to_markdown(rows, threshold)
+    flagged = [r for r in rows if r.values.get("risk_flag_low")]
+    entry = {
+        "time": ledger.now(),
+        "event": "collected",
+        "run": "all runs",
+        "message": f"{len(rows)} evaluated run(s) compared, sorted by {sort}; {len(flagged)} flagged for risk recall",
+        "command": command or None,
+        "table": table,
+    }
+    steps.append_entry(project.templates, project.steps, entry)
+    return Comparison(rows, table, flagged, write_reports(project, rows, threshold))

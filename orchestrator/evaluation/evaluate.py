@@ -17,16 +17,17 @@ from typing import Any
 
 import yaml
 
+from orchestrator import ledger, steps
 from orchestrator.datasets import check_rows
 from orchestrator.errors import OrchError
 from orchestrator.evaluation import decoding
 from orchestrator.evaluation.extract import extract
-from orchestrator.evaluation.metrics import score
+from orchestrator.evaluation.metrics import score, summary
 from orchestrator.evaluation.prompts import load_template, prompt_ids
 from orchestrator.fileio import write_json_atomic, write_text_atomic
 from orchestrator.models import resolve_model
 from orchestrator.project import Project
-from orchestrator.runs import ORCH_CONFIG
+from orchestrator.runs import ORCH_CONFIG, Run, record_event
 from orchestrator.task import Task
 
 DECODINGS = ("constrained", "free")
@@ -57,6 +58,17 @@ def gold_rows(project: Project, task: Task, split: str, limit: int | None = None
     return out
 
 
+def _quiet_libraries() -> None:
+    """Keep library chatter (weight-loading bars, an optional CPU kernel for 4-bit) out of orch's progress."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
 def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
     """(model, tokenizer, template name) for a run's output_dir: its base model plus its adapter.
 
@@ -65,6 +77,8 @@ def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tup
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_libraries()
 
     if (output_dir / "config.json").is_file() and not (output_dir / "adapter_config.json").is_file():
         sibling = output_dir.parent / "sft" / ORCH_CONFIG
@@ -110,46 +124,81 @@ def evaluate(
     limit: int | None = None,
     batch_size: int = 4,
     base: bool = False,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
-    """Decode every example of the split, then score and write predictions and metrics."""
+    """Decode every example of the split one way, then score and write predictions and metrics."""
+    return evaluate_decodings(
+        project,
+        task,
+        output_dir,
+        decodings=(decoding_mode,),
+        split=split,
+        limit=limit,
+        batch_size=batch_size,
+        base=base,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+    )[decoding_mode]
+
+
+def evaluate_decodings(
+    project: Project,
+    task: Task,
+    output_dir: Path,
+    *,
+    decodings: tuple[str, ...] = DECODINGS,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int = 4,
+    base: bool = False,
+    max_new_tokens: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, EvalResult]:
+    """Score a run (or its base model) with each decoding; both decodings share one encoding of each prompt.
+
+    Free decoding stops after `max_new_tokens` (default: 1.5x the longest valid answer).
+    Results go to `<output_dir>/eval/<split>/<decoding>[-base]/`.
+    """
     import torch
 
-    if decoding_mode not in DECODINGS:
-        raise OrchError(f"unknown decoding {decoding_mode!r}", fix=f"use one of {DECODINGS}")
+    unknown = [d for d in decodings if d not in DECODINGS]
+    if unknown or not decodings:
+        raise OrchError(f"unknown decoding {unknown[0] if unknown else None!r}", fix=f"use one of {DECODINGS}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = gold_rows(project, task, split, limit)
     model, tokenizer, template_name = load_for_eval(project, output_dir, base)
     template = load_template(tokenizer, template_name)
+    budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     started = time.perf_counter()
-    decoded: list[decoding.Decoded] = []
+    decoded: dict[str, list[decoding.Decoded]] = {d: [] for d in decodings}
     for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        prompts = [prompt_ids(template, tokenizer, row) for row in batch]
-        if decoding_mode == "constrained":
-            decoded += decoding.constrained(model, tokenizer, task, prompts)
+        prompts = [prompt_ids(template, tokenizer, row) for row in rows[start : start + batch_size]]
+        if len(decodings) == 2:
+            chosen, generated = decoding.both(model, tokenizer, task, prompts, budget)
+            decoded["constrained"] += chosen
+            decoded["free"] += generated
+        elif decodings[0] == "constrained":
+            decoded["constrained"] += decoding.constrained(model, tokenizer, task, prompts)
         else:
-            decoded += decoding.free(model, tokenizer, prompts, max_new_tokens)
+            decoded["free"] += decoding.free(model, tokenizer, prompts, budget)
         if progress:
-            progress(len(decoded), len(rows))
+            progress(min(start + batch_size, len(rows)), len(rows))
     seconds = time.perf_counter() - started
-    tag = "base" if base else "adapter"
-    out_dir = output_dir / "eval" / split / (decoding_mode if not base else f"{decoding_mode}-base")
-    return _write(
-        task,
-        rows,
-        [d.raw for d in decoded],
-        [d.probabilities for d in decoded],
-        out_dir,
-        {
+    results = {}
+    for mode, items in decoded.items():
+        meta = {
             "split": split,
-            "decoding": decoding_mode,
-            "model": tag,
+            "decoding": mode,
+            "model": "base" if base else "adapter",
             "seconds": seconds,
             "examples_per_second": len(rows) / seconds if seconds else None,
-        },
-    )
+            "max_new_tokens": budget if mode == "free" else None,
+            "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
+        }
+        out_dir = output_dir / "eval" / split / (f"{mode}-base" if base else mode)
+        results[mode] = _write(task, rows, [d.raw for d in items], [d.probabilities for d in items], out_dir, meta)
+    return results
 
 
 def _write(
@@ -245,3 +294,27 @@ def evaluate_rules(project: Project, task: Task, split: str = "test", limit: int
             "examples_per_second": len(rows) / seconds if seconds else None,
         },
     )
+
+
+def record_evaluation(project: Project, result: EvalResult, run: Run | None, command: str = "") -> None:
+    """An `evaluated` entry in steps.md with the headline numbers; in the ledger too for a trained run.
+
+    `run` None is the rules baseline (no job, nothing to resume: steps.md only).
+    """
+    metrics = result.metrics
+    who = {"base": "the untrained base model", "rules": "the rules labeler"}.get(metrics.get("model"), "the run")
+    message = f"{who} scored on the {metrics.get('split')} split ({metrics.get('decoding')} decoding)"
+    fields = {
+        "message": message,
+        "command": command or None,
+        "output_dir": project.relative(result.predictions.parent),
+        "table": "\n".join(f"- {line}" for line in summary(metrics).splitlines()),
+    }
+    if run is not None:
+        record_event(project, run, "evaluated", **fields)
+    else:
+        steps.append_entry(
+            project.templates,
+            project.steps,
+            {"time": ledger.now(), "event": "evaluated", "run": "rules baseline", **fields},
+        )

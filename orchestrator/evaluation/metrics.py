@@ -130,3 +130,30 @@ def score(
     )
     out["fields"] = fields
     return out
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    """The headline numbers as lines of text, risk first."""
+
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    lines = []
+    risk = metrics.get("risk")
+    if risk:
+        per = ", ".join(f"{c} {pct(v['recall'])} (n={v['support']})" for c, v in risk["per_class_recall"].items())
+        lines.append(f"risk: any-risk recall {pct(risk['any_risk_recall'])} (n={risk['any_risk_support']}); {per}")
+    parse = metrics.get("parse", {})
+    lines.append(
+        f"valid {pct(metrics['valid_rate'])} (strict {pct(parse.get('strict_rate'))}, repaired "
+        f"{pct(parse.get('repaired_rate'))}); all fields right {pct(metrics['all_fields_correct'])}"
+    )
+    for name, m in metrics["fields"].items():
+        if "qwk" in m:
+            qwk = "n/a" if m["qwk"] is None else f"{m['qwk']:.3f}"
+            mae = "n/a" if m["mae"] is None else f"{m['mae']:.2f}"
+            lines.append(f"{name}: acc {pct(m['accuracy'])}, within-1 {pct(m['within1'])}, MAE {mae}, QWK {qwk}")
+        else:
+            f1 = "n/a" if m["macro_f1"] is None else f"{m['macro_f1']:.3f}"
+            lines.append(f"{name}: acc {pct(m['accuracy'])}, macro-F1 {f1}")
+    return "\n".join(lines)

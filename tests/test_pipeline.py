@@ -1,0 +1,106 @@
+"""`orch pipeline` (what `make demo` runs), end to end with the tiny model: the fast version of the demo.
+
+Real llamafactory-cli training on the local executor and on the real
+single-node SLURM, real scoring of the adapter, the base model and the rules
+labeler, the comparison, the report and the journal.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_submit import FAST, SFT, SLURM_RESOURCES, _cancel_everything
+
+from orchestrator import ledger
+from orchestrator.errors import OrchError
+from orchestrator.submit import SubmitOptions
+from orchestrator.workflow import PipelineOptions, run_pipeline
+
+TRAIN = FAST + ("max_steps=4", "save_steps=2", "logging_steps=1")
+EVAL_DIRS = ("constrained", "free", "constrained-base", "free-base")
+
+
+def _opts(executor: str, *extra: str) -> SubmitOptions:
+    return SubmitOptions(
+        executor=executor, sets=TRAIN + extra, resources=dict(SLURM_RESOURCES), command="pytest pipeline"
+    )
+
+
+@pytest.fixture(params=["local", "slurm"])
+def executor(request, project):
+    if request.param == "slurm":
+        request.getfixturevalue("slurm_cluster")
+    yield request.param
+    _cancel_everything(project, request.param)
+
+
+def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executor):
+    seen: list[tuple[str, int, int]] = []
+    result = run_pipeline(
+        catalog,
+        "tiny-qwen3",
+        _opts(executor),
+        PipelineOptions(batch_size=4, command="pytest pipeline"),
+        log=lambda _m: None,
+        progress=lambda phase, done, total: seen.append((phase, done, total)),
+    )
+    assert result.status.state == "COMPLETED" and result.status.step == "4/4"
+    assert ("training", 4, 4) in seen  # training progress reached the end
+    assert ("scoring", 10, 10) in seen and ("scoring base model", 10, 10) in seen
+    eval_root = project.root / "saves/tiny-qwen3/lora/sft/eval/test"
+    metrics = {d: json.loads((eval_root / d / "metrics.json").read_text()) for d in EVAL_DIRS}
+    assert metrics["constrained"]["valid_rate"] == 1.0 and metrics["constrained-base"]["valid_rate"] == 1.0
+    assert metrics["constrained"]["model"] == "adapter" and metrics["free-base"]["model"] == "base"
+    assert all(m["n"] == 10 for m in metrics.values())
+    assert 0 < metrics["free"]["max_new_tokens"] <= 100
+    rules = json.loads((project.root / "saves/rules/baseline/sft/eval/test/rules/metrics.json").read_text())
+    assert rules["n"] == 10
+    # One row per scored model and decoding, and the report with it.
+    rows = result.comparison.rows
+    assert len(rows) == 5
+    assert sorted(r.values["decoding"] for r in rows) == sorted(["constrained", "free"] * 2 + ["rules"])
+    assert {r.values["method"] for r in rows} == {"lora", "base (untrained)", "rules baseline"}
+    index = (project.root / "reports/index.html").read_text()
+    assert index.count("<tr") >= 6 and "risk" in index
+    # The journal says what was scored and what came out; the ledger keeps the trained run's evaluations.
+    steps_md = project.steps.read_text()
+    assert steps_md.count(f"evaluated · {SFT.name}") == 4
+    assert "evaluated · rules baseline" in steps_md and "collected · all runs" in steps_md
+    assert "any-risk recall" in steps_md and "all fields right" in steps_md
+    evaluated = [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "evaluated"]
+    assert len(evaluated) == 4 and all(r["command"] == "pytest pipeline" for r in evaluated)
+
+
+def test_pipeline_again_reuses_the_finished_run_and_cli_prints_the_report(project, catalog, orch):
+    run_pipeline(catalog, "tiny-qwen3", _opts("local"), PipelineOptions(baselines=False), log=lambda _m: None)
+    submitted = [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "submitted"]
+    args = ["pipeline", "tiny-qwen3", "--executor", "local", "--no-baselines"]
+    for item in TRAIN:
+        args += ["--set", item]
+    result = orch(*args)
+    assert result.exit_code == 0, result.output
+    # Not trained twice: the finished run is scored again, nothing new submitted.
+    assert [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "submitted"] == submitted
+    assert "already finished" in result.output
+    assert "Report: reports/index.html" in result.stdout and "Journal: steps/steps.md" in result.stdout
+    assert "| tiny-qwen3 | lora | constrained | test | 10 |" in result.stdout  # the comparison table
+    diagnosed = orch("diagnose", "tiny-qwen3/lora")
+    assert diagnosed.exit_code == 0 and "verdict:" in diagnosed.stdout and "task" in diagnosed.stdout
+
+
+def test_pipeline_stops_before_scoring_when_training_fails(project, catalog, model_cache):
+    import shutil
+
+    from conftest import TINY_ID
+
+    broken = model_cache / "orch-test/broken-qwen3"
+    if not broken.exists():
+        shutil.copytree(model_cache / TINY_ID, broken)
+        (broken / "model.safetensors").write_bytes(b"not safetensors")
+    template = (project.templates / "models/tiny-qwen3.yaml.j2").read_text()
+    (project.templates / "models/broken-qwen3.yaml.j2").write_text(template.replace(TINY_ID, "orch-test/broken-qwen3"))
+    with pytest.raises(OrchError, match="ended FAILED; nothing was scored"):
+        run_pipeline(catalog, "broken-qwen3", _opts("local"), log=lambda _m: None)
+    assert not (project.root / "saves/broken-qwen3/lora/sft/eval").exists()
+    assert not (project.root / "reports").exists()
