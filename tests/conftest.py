@@ -92,6 +92,26 @@ def slurm_cluster():
     return True
 
 
+@pytest.fixture(params=["local", "slurm"])
+def executor(request, project):
+    """Each test runs on the local executor and on the real SLURM; leftover jobs are cancelled."""
+    if request.param == "slurm":
+        request.getfixturevalue("slurm_cluster")
+    yield request.param
+    cancel_everything(project, request.param)
+
+
+def cancel_everything(project, executor_name):
+    """Cancel every job of the project's ledger that is still pending or running on that executor."""
+    from orchestrator import ledger
+    from orchestrator.executors import get_executor
+
+    ex = get_executor(executor_name, project.jobs)
+    for record in ledger.read(project.ledger):
+        if record.get("event") == "submitted" and ex.status(str(record["job_id"])).active:
+            ex.cancel(str(record["job_id"]))
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct, prepared into the repository's model cache once."""

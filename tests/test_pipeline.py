@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_submit import FAST, SFT, SLURM_RESOURCES, _cancel_everything
+from test_submit import FAST, SFT, SLURM_RESOURCES, add_broken_model
 
 from orchestrator import ledger
 from orchestrator.errors import OrchError
@@ -25,14 +25,6 @@ def _opts(executor: str, *extra: str) -> SubmitOptions:
     return SubmitOptions(
         executor=executor, sets=TRAIN + extra, resources=dict(SLURM_RESOURCES), command="pytest pipeline"
     )
-
-
-@pytest.fixture(params=["local", "slurm"])
-def executor(request, project):
-    if request.param == "slurm":
-        request.getfixturevalue("slurm_cluster")
-    yield request.param
-    _cancel_everything(project, request.param)
 
 
 def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executor):
@@ -90,16 +82,7 @@ def test_pipeline_again_reuses_the_finished_run_and_cli_prints_the_report(projec
 
 
 def test_pipeline_stops_before_scoring_when_training_fails(project, catalog, model_cache):
-    import shutil
-
-    from conftest import TINY_ID
-
-    broken = model_cache / "orch-test/broken-qwen3"
-    if not broken.exists():
-        shutil.copytree(model_cache / TINY_ID, broken)
-        (broken / "model.safetensors").write_bytes(b"not safetensors")
-    template = (project.templates / "models/tiny-qwen3.yaml.j2").read_text()
-    (project.templates / "models/broken-qwen3.yaml.j2").write_text(template.replace(TINY_ID, "orch-test/broken-qwen3"))
+    add_broken_model(project, model_cache)
     with pytest.raises(OrchError, match="ended FAILED; nothing was scored"):
         run_pipeline(catalog, "broken-qwen3", _opts("local"), log=lambda _m: None)
     assert not (project.root / "saves/broken-qwen3/lora/sft/eval").exists()

@@ -12,11 +12,10 @@ import shutil
 import time
 
 import pytest
-from conftest import TINY_ID
+from conftest import TINY_ID, cancel_everything
 
 from orchestrator import ledger
 from orchestrator.errors import OrchError
-from orchestrator.executors import get_executor
 from orchestrator.monitor import cancel, run_status
 from orchestrator.outputs import is_complete
 from orchestrator.runs import Run, last_submission
@@ -31,21 +30,6 @@ FAST = (
 )
 SLURM_RESOURCES = {"gpus_per_node": 0, "cpus_per_task": 1, "mem": "3G", "time": "00:10:00"}
 SFT = Run("tiny-qwen3", "lora", "sft")
-
-
-@pytest.fixture(params=["local", "slurm"])
-def executor(request, project):
-    if request.param == "slurm":
-        request.getfixturevalue("slurm_cluster")
-    yield request.param
-    _cancel_everything(project, request.param)
-
-
-def _cancel_everything(project, executor_name):
-    ex = get_executor(executor_name, project.jobs)
-    for record in ledger.read(project.ledger):
-        if record.get("event") == "submitted" and ex.status(str(record["job_id"])).active:
-            ex.cancel(str(record["job_id"]))
 
 
 def go(catalog, executor, *sets, then=(), restart=False, allow=False, model="tiny-qwen3"):
@@ -185,13 +169,18 @@ def test_restart_moves_the_old_directory_aside(project, catalog, executor):
     assert "restarted" in events(project, SFT)
 
 
-def test_failed_train_cancels_its_chain(project, catalog, executor, model_cache):
+def add_broken_model(project, model_cache) -> None:
+    """The model `broken-qwen3`: the tiny model's files with unreadable weights (training fails at load)."""
     broken = model_cache / "orch-test/broken-qwen3"
     if not broken.exists():
         shutil.copytree(model_cache / TINY_ID, broken)
         (broken / "model.safetensors").write_bytes(b"not safetensors")
     template = (project.templates / "models/tiny-qwen3.yaml.j2").read_text()
     (project.templates / "models/broken-qwen3.yaml.j2").write_text(template.replace(TINY_ID, "orch-test/broken-qwen3"))
+
+
+def test_failed_train_cancels_its_chain(project, catalog, executor, model_cache):
+    add_broken_model(project, model_cache)
     go(catalog, executor, "max_steps=2", then=("predict", "export"), model="broken-qwen3")
     train, predict, export = (Run("broken-qwen3", "lora", s) for s in ("sft", "predict", "export"))
     wait_state(project, train, ("FAILED",), timeout=180)
@@ -241,7 +230,7 @@ def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster):
         log = (project.root / last_submission(project, SFT)["log"]).read_text()
         assert "requeueing job" in log and "resuming from" in log
     finally:
-        _cancel_everything(project, "slurm")
+        cancel_everything(project, "slurm")
 
 
 def test_cli_submit_status_logs_cancel(project, orch):
