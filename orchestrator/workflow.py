@@ -16,7 +16,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.collect import DEFAULT_THRESHOLD, Comparison, compare
 from orchestrator.errors import OrchError
 from orchestrator.executors.base import COMPLETED
-from orchestrator.monitor import RunStatus, wait
+from orchestrator.monitor import RunStatus, step_counts, wait
 from orchestrator.submit import SubmitOptions, submit
 
 # progress(phase, done, total): `phase` names what is counted (training steps, examples scored).
@@ -79,8 +79,6 @@ def run_pipeline(
 
 
 def _on_training(status: RunStatus, progress: Progress | None, on_status) -> None:
-    from orchestrator.monitor import step_counts
-
     counts = step_counts(status)
     if progress and counts:
         progress("training", *counts)
