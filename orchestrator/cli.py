@@ -395,7 +395,12 @@ def cancel(run: str) -> None:
 @task_option
 def eval_cmd(run, split, decoding, limit, batch_size, max_new_tokens, base, merged, rules_baseline, predictions, task):
     """Score a run on the task: valid JSON by construction (constrained) or extracted (free)."""
-    from orchestrator.evaluation.evaluate import evaluate_rules, record_evaluation, score_predictions_file
+    from orchestrator.evaluation.evaluate import (
+        evaluate_decodings,
+        evaluate_rules,
+        record_evaluation,
+        score_predictions_file,
+    )
     from orchestrator.evaluation.metrics import summary
     from orchestrator.runs import Run
 
@@ -412,8 +417,6 @@ def eval_cmd(run, split, decoding, limit, batch_size, max_new_tokens, base, merg
             raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE")
         parsed = Run.parse(run)
         out = _eval_dir(catalog, parsed, merged)
-        from orchestrator.evaluation.evaluate import evaluate_decodings
-
         decodings = ("constrained", "free") if decoding == "both" else (decoding,)
         with _progress(f"{decoding} decoding") as progress:
             results = list(

@@ -17,7 +17,9 @@ from orchestrator.collect import DEFAULT_THRESHOLD, Comparison, compare
 from orchestrator.errors import OrchError
 from orchestrator.executors.base import COMPLETED
 from orchestrator.monitor import RunStatus, step_counts, wait
+from orchestrator.project import Project
 from orchestrator.submit import SubmitOptions, submit
+from orchestrator.task import Task
 
 # progress(phase, done, total): `phase` names what is counted (training steps, examples scored).
 Progress = Callable[[str, int, int], None]
@@ -57,6 +59,7 @@ def run_pipeline(
     """Train `model` (or reuse its finished run), score it and its baselines, compare everything."""
     opts = opts or PipelineOptions()
     project = catalog.project
+    task = catalog.task(submit_opts.task)
     plan = submit(catalog, [model], submit_opts, log)[0]
     status = None
     if plan.action != "skip":
@@ -68,13 +71,13 @@ def run_pipeline(
             )
     log(f"{plan.run.name}: trained; scoring it on the {opts.split} split ...")
     result = PipelineResult(plan.run.name, status)
-    result.evaluations += _score_model(catalog, plan, submit_opts, opts, base=False, progress=progress)
+    result.evaluations += _score_model(project, task, plan, opts, base=False, progress=progress)
     if opts.baselines:
         log(f"{plan.run.name}: scoring the untrained base model the same way ...")
-        result.evaluations += _score_model(catalog, plan, submit_opts, opts, base=True, progress=progress)
+        result.evaluations += _score_model(project, task, plan, opts, base=True, progress=progress)
         log("scoring the rules labeler ...")
-        result.evaluations.append(_score_rules(catalog, submit_opts, opts))
-    result.comparison = compare(project, catalog.task(submit_opts.task), opts.sort, opts.threshold, opts.command)
+        result.evaluations.append(_score_rules(project, task, opts))
+    result.comparison = compare(project, task, opts.sort, opts.threshold, opts.command)
     return result
 
 
@@ -86,14 +89,13 @@ def _on_training(status: RunStatus, progress: Progress | None, on_status) -> Non
         on_status(status)
 
 
-def _score_model(catalog: Catalog, plan, submit_opts: SubmitOptions, opts: PipelineOptions, base: bool, progress):
+def _score_model(project: Project, task: Task, plan, opts: PipelineOptions, base: bool, progress):
     from orchestrator.evaluation.evaluate import evaluate_decodings, record_evaluation
 
-    project = catalog.project
     phase = "scoring base model" if base else "scoring"
     results = evaluate_decodings(
         project,
-        catalog.task(submit_opts.task),
+        task,
         project.resolve(str(plan.values["output_dir"])),
         split=opts.split,
         batch_size=opts.batch_size,
@@ -105,9 +107,9 @@ def _score_model(catalog: Catalog, plan, submit_opts: SubmitOptions, opts: Pipel
     return list(results.values())
 
 
-def _score_rules(catalog: Catalog, submit_opts: SubmitOptions, opts: PipelineOptions):
+def _score_rules(project: Project, task: Task, opts: PipelineOptions):
     from orchestrator.evaluation.evaluate import evaluate_rules, record_evaluation
 
-    result = evaluate_rules(catalog.project, catalog.task(submit_opts.task), opts.split)
-    record_evaluation(catalog.project, result, None, opts.command)
+    result = evaluate_rules(project, task, opts.split)
+    record_evaluation(project, result, None, opts.command)
     return result

@@ -268,3 +268,12 @@ def test_answer_pieces_tokenize_like_the_whole_answer(catalog, model_cache, smol
         assert "".join(pieces) == task.canonical_answer(labels)
         tokens = [t for piece in pieces for t in tokenizer.encode(piece, add_special_tokens=False)]
         assert tokens == tokenizer.encode(task.canonical_answer(labels), add_special_tokens=False)
+
+
+@pytest.mark.parametrize("decodings", [(), ("free", "free"), ("constrained", "beam")])
+def test_bad_decodings_are_refused_before_loading_a_model(project, catalog, decodings):
+    from orchestrator.errors import OrchError
+    from orchestrator.evaluation.evaluate import evaluate_decodings
+
+    with pytest.raises(OrchError, match="bad decodings"):
+        evaluate_decodings(project, catalog.task(), project.root / "no-such-run", decodings=decodings)

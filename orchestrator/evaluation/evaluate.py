@@ -162,9 +162,8 @@ def evaluate_decodings(
     """
     import torch
 
-    unknown = [d for d in decodings if d not in DECODINGS]
-    if unknown or not decodings:
-        raise OrchError(f"unknown decoding {unknown[0] if unknown else None!r}", fix=f"use one of {DECODINGS}")
+    if not decodings or len(set(decodings)) != len(decodings) or not set(decodings) <= set(DECODINGS):
+        raise OrchError(f"bad decodings {decodings!r}", fix=f"each of {DECODINGS} at most once")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = gold_rows(project, task, split, limit)
     model, tokenizer, template_name = load_for_eval(project, output_dir, base)
@@ -174,7 +173,7 @@ def evaluate_decodings(
     decoded: dict[str, list[decoding.Decoded]] = {d: [] for d in decodings}
     for start in range(0, len(rows), batch_size):
         prompts = [prompt_ids(template, tokenizer, row) for row in rows[start : start + batch_size]]
-        if len(decodings) == 2:
+        if len(decodings) == len(DECODINGS):
             chosen, generated = decoding.both(model, tokenizer, task, prompts, budget)
             decoded["constrained"] += chosen
             decoded["free"] += generated
