@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.catalog import Catalog  # noqa: E402
-from orchestrator.evaluation.evaluate import evaluate, score_predictions_file  # noqa: E402
+from orchestrator.evaluation.evaluate import Scored, evaluate, score_predictions_file  # noqa: E402
+from orchestrator.layout import Run  # noqa: E402
 from orchestrator.prepare import prepare_model  # noqa: E402
 from orchestrator.project import Project  # noqa: E402
 
@@ -112,7 +113,7 @@ def main() -> None:
         ours = evaluate(
             project,
             task,
-            adapter,
+            Scored(Run("smollm2-135m", "lora", "sft")),
             split="test",
             batch_size=args.batch_size,
             progress=lambda d, t: print(f"  {d}/{t}", file=sys.stderr, end="\r"),
@@ -120,7 +121,7 @@ def main() -> None:
         ours_wall = time.perf_counter() - start
         print(f"\nLLaMA-Factory do_predict on {args.examples} examples ...", file=sys.stderr)
         lf = run_llamafactory(project, model_dir, adapter, args.examples, args.lf_max_new_tokens)
-        lf_scored = score_predictions_file(task, lf["predictions"]).metrics
+        lf_scored = score_predictions_file(project, task, lf["predictions"]).metrics
     n = args.examples
     ours_eps, lf_eps = n / ours.metrics["seconds"], n / lf["runtime"]
     rows = [

@@ -12,21 +12,25 @@ defaults < method < family < model < `--set`.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import jinja2
 
+from orchestrator import stages
 from orchestrator.errors import OrchError
+from orchestrator.layout import Layout
 from orchestrator.project import Project
 from orchestrator.task import Task, load_task
 from orchestrator.templating import load_yaml_documents, make_env, referenced_templates, render
 
-STAGES = ("sft", "predict", "export")
+STAGES = stages.NAMES
 META_KEY = "orch"
 DEFAULTS_TEMPLATE = "stages/defaults.yaml.j2"
 MODEL_SUFFIX = ".yaml.j2"
+MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +62,8 @@ class Catalog:
 
     # --- discovery -------------------------------------------------------
     def model_names(self) -> list[str]:
-        return self._names("models", MODEL_SUFFIX)
+        """Models under templates/models/ (a name starting with `_` is a partial, not a model)."""
+        return [n for n in self._names("models", MODEL_SUFFIX) if not n.startswith("_")]
 
     def method_names(self) -> list[str]:
         return self._names("methods", MODEL_SUFFIX)
@@ -67,7 +72,7 @@ class Catalog:
         return [n for n in self._names("families", MODEL_SUFFIX) if not n.startswith("_")]
 
     def task_names(self) -> list[str]:
-        return self._names("tasks", ".yaml")
+        return self.project.task_names
 
     def _names(self, folder: str, suffix: str) -> list[str]:
         base = self.project.templates / folder
@@ -76,17 +81,12 @@ class Catalog:
     @cached_property
     def default_task(self) -> str:
         """`default_task` from templates/project.yaml, else the only task there is."""
-        configured = self.project.settings.get("default_task")
-        if configured:
-            return str(configured)
-        names = self.task_names()
-        if len(names) == 1:
-            return names[0]
-        raise OrchError(
-            f"several tasks ({', '.join(names)}) and no default",
-            where="templates/project.yaml",
-            fix="set `default_task: <name>` there, or pass --task",
-        )
+        return self.project.default_task
+
+    @cached_property
+    def layout(self) -> Layout:
+        """Where this catalog's runs live (configs rendered by it point there)."""
+        return Layout(self.project, self.saves)
 
     def task(self, name: str | None = None) -> Task:
         """Load a task by name (default: the project's default task)."""
@@ -99,7 +99,13 @@ class Catalog:
         return load_task(self.project.templates / "tasks" / f"{name}.yaml")
 
     def check_model(self, name: str) -> None:
-        """Raise a clear error for an unknown model name."""
+        """Raise a clear error for an unknown or unusable model name."""
+        if not MODEL_NAME.match(name):
+            raise OrchError(
+                f"{name!r} is not a model name",
+                fix="model templates are named with lowercase letters, digits, '.' and '-' "
+                "(e.g. qwen3-1p7b); '_' separates parts of config names and starts partials",
+            )
         if name not in self.model_names():
             raise OrchError(
                 f"unknown model {name!r}",
@@ -147,7 +153,8 @@ class Catalog:
             "model": model,
             "method": method,
             "task": task.context(),
-            "paths": {"configs": "llamafactory_configs", "saves": self.saves},
+            # Each stage's output folder, from the run layout (the only owner of paths).
+            "paths": {"configs": "llamafactory_configs", **self.layout.stage_outputs(model, method, task.name)},
         }
 
     def _layer(self, name: str, context: dict[str, Any]) -> Layer:

@@ -1,26 +1,33 @@
 """`orch collect`: every evaluated run side by side.
 
-One row per (model, method, decoding) found under the saves folder, with the
-training facts LLaMA-Factory wrote (trainable parameters, steps, epochs,
-runtime, losses) beside the task metrics. Risk recall comes first; rows whose
-any-risk recall is below the threshold are flagged.
+One row per evaluation of the task (model, method, decoding, split) found
+under the saves folder, with the training facts LLaMA-Factory wrote
+(trainable parameters, steps, epochs, runtime, losses) beside the task
+metrics, and the majority baseline of every split (each field's most frequent
+training label: a model that learned only the label prior scores exactly
+this). Where the task has a risk field its recall comes first, and rows below
+the task's `risk.min_recall` are flagged.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ledger, steps
+from orchestrator import ledger, outputs, steps
+from orchestrator.errors import OrchError
 from orchestrator.fileio import write_text_atomic
+from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, RULES, EvalIdentity, Layout, read_metrics
 from orchestrator.project import Project
 from orchestrator.report import format_cell
-from orchestrator.runs import training_summary
+from orchestrator.runs import run_output_dir
+from orchestrator.stages import Event
 from orchestrator.task import Task
 
-DEFAULT_THRESHOLD = 0.9
+RISK_LOW = "risk_recall_low"  # the flag column: any-risk recall below the task's min_recall
+SUBJECT_METHOD = {BASE: "base (untrained)", MAJORITY: "majority baseline", RULES: "rules baseline"}
 
 
 @dataclass
@@ -29,58 +36,21 @@ class Row:
 
     values: dict[str, Any]
     metrics_path: Path
-    run_dir: Path
+    run_dir: Path | None  # the training run's output folder (None for a model-free baseline)
 
 
-def find_metrics(saves: Path) -> list[Path]:
-    """Every metrics.json orch eval (or eval --predictions) wrote under `saves`."""
-    found = list(saves.glob("*/*/sft/eval/*/*/metrics.json")) + list(
-        saves.glob("*/*/predict/eval-llamafactory/metrics.json")
-    )
-    return sorted(found)
-
-
-def trainable_params(run_dir: Path) -> int | None:
-    """Parameters in the saved adapter (what LoRA trained)."""
-    path = run_dir / "adapter_model.safetensors"
-    if not path.is_file():
-        return None
-    from safetensors import safe_open
-
-    total = 0
-    with safe_open(str(path), framework="pt") as handle:
-        for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-            shape = handle.get_slice(key).get_shape()
-            count = 1
-            for dim in shape:
-                count *= dim
-            total += count
-    return total
-
-
-def row_for(task: Task, metrics_path: Path, saves: Path) -> Row:
-    """A comparison row from one metrics.json and its run's training files."""
-    rel = metrics_path.relative_to(saves).parts
-    model, method = rel[0], rel[1]
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    run_dir = saves / model / method / "sft"
-    train = training_summary(run_dir)
-    state = run_dir / "trainer_state.json"
-    epoch = json.loads(state.read_text())["epoch"] if state.is_file() else None
-    results = run_dir / "train_results.json"
-    runtime = json.loads(results.read_text()).get("train_runtime") if results.is_file() else None
-    base = "-base" in str(metrics.get("decoding", "")) or metrics.get("model") in ("base", "rules")
+def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str, Any], ident: EvalIdentity) -> Row:
+    """A comparison row from one metrics.json and, for a trained run, its training files."""
+    trained = ident.run is not None and ident.subject in (ADAPTER, MERGED)
+    run_dir = run_output_dir(project, ident.run) if ident.run is not None else None
     values: dict[str, Any] = {
-        "model": model,
-        "method": "rules baseline" if metrics.get("model") == "rules" else "base (untrained)" if base else method,
+        "model": ident.run.model if ident.run else ident.subject,
+        "method": _method_label(ident),
         "decoding": metrics.get("decoding"),
         "split": metrics.get("split"),
         "n": metrics.get("n"),
     }
-    risk = metrics.get("risk") or {}
-    values["any_risk_recall"] = risk.get("any_risk_recall")
-    for cls, info in (risk.get("per_class_recall") or {}).items():
-        values[f"recall_{cls}"] = info.get("recall")
+    values.update(_risk_columns(task, metrics))
     parse = metrics.get("parse") or {}
     values.update(
         {
@@ -92,47 +62,92 @@ def row_for(task: Task, metrics_path: Path, saves: Path) -> Row:
     )
     for name, field_metrics in (metrics.get("fields") or {}).items():
         values[f"{name}_acc"] = field_metrics.get("accuracy")
-        values[f"{name}_{'qwk' if 'qwk' in field_metrics else 'macro_f1'}"] = field_metrics.get(
-            "qwk" if "qwk" in field_metrics else "macro_f1"
-        )
+        kind = "qwk" if "qwk" in field_metrics else "macro_f1"
+        values[f"{name}_{kind}"] = field_metrics.get(kind)
+    train = outputs.training_summary(run_dir) if trained and run_dir else {}
     values.update(
         {
-            "trainable_params": None if base else trainable_params(run_dir),
-            "steps": None if base else train.get("global_step"),
-            "epochs": None if base else epoch,
-            "runtime_s": None if base else runtime,
-            "train_loss": None if base else train.get("train_loss"),
-            "eval_loss": None if base else train.get("eval_loss"),
+            "trainable_params": outputs.trainable_params(run_dir) if trained and run_dir else None,
+            "steps": train.get("global_step"),
+            "epochs": train.get("epoch"),
+            "runtime_s": train.get("train_runtime"),
+            "train_loss": train.get("train_loss"),
+            "eval_loss": train.get("eval_loss"),
             "examples_per_s": metrics.get("examples_per_second"),
         }
     )
-    return Row(values, metrics_path, run_dir)
+    return Row(values, metrics_path, run_dir if trained else None)
 
 
-def collect(
-    project: Project,
-    task: Task,
-    sort: str = "any_risk_recall",
-    threshold: float = DEFAULT_THRESHOLD,
-) -> list[Row]:
-    """Rows for every evaluated run, sorted (best first), with the risk flag set."""
-    saves = project.resolve(project.saves_setting)
-    rows = [row_for(task, path, saves) for path in find_metrics(saves)]
-    for row in rows:
-        recall = row.values.get("any_risk_recall")
-        row.values["risk_flag_low"] = recall is not None and recall < threshold
+def _method_label(ident: EvalIdentity) -> str:
+    if ident.subject in SUBJECT_METHOD or ident.run is None:
+        return SUBJECT_METHOD.get(ident.subject, ident.subject)
+    return f"{ident.run.method} merged" if ident.subject == MERGED else ident.run.method
+
+
+def _risk_columns(task: Task, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Any-risk recall and per-class recall first, when the task has a risk field."""
+    if not task.has_risk:
+        return {}
+    risk = metrics.get("risk") or {}
+    out = {"any_risk_recall": risk.get("any_risk_recall")}
+    for cls, info in (risk.get("per_class_recall") or {}).items():
+        out[f"recall_{cls}"] = info.get("recall")
+    return out
+
+
+def evaluated(project: Project, task: Task) -> list[tuple[Path, dict[str, Any], EvalIdentity]]:
+    """Every evaluation of `task` under the saves folder (other tasks' are never read as this one's)."""
+    layout = Layout(project)
+    found = []
+    for path in layout.metrics_files():
+        metrics = read_metrics(path)
+        ident = layout.identify(path, metrics)
+        if ident.task == task.name:
+            found.append((path, metrics, ident))
+    return found
+
+
+def ensure_majority(project: Project, task: Task, splits: set[str]) -> None:
+    """Score the majority baseline on every split that has evaluations (cheap: no model), so it is a row."""
+    from orchestrator.evaluation.evaluate import evaluate_baseline
+
+    for split in sorted(splits):
+        if split in task.datasets:
+            evaluate_baseline(project, task, MAJORITY, split)
+
+
+def collect(project: Project, task: Task, sort: str | None = None, threshold: float | None = None) -> list[Row]:
+    """Rows for every evaluation of `task` (with the majority baseline), sorted best first, risk flagged."""
+    threshold = task.min_risk_recall if threshold is None else threshold
+    splits = {str(m.get("split")) for _, m, i in evaluated(project, task) if i.subject != MAJORITY}
+    ensure_majority(project, task, splits)
+    rows = [row_for(project, task, path, metrics, ident) for path, metrics, ident in evaluated(project, task)]
+    if task.has_risk:
+        for row in rows:
+            recall = row.values.get("any_risk_recall")
+            row.values[RISK_LOW] = recall is not None and recall < threshold
+    sort = sort or default_sort(task)
     if rows and sort not in rows[0].values:
-        from orchestrator.errors import OrchError
-
         raise OrchError(f"cannot sort by {sort!r}", fix=f"columns: {', '.join(rows[0].values)}")
     reverse = sort not in ("mae",) and not sort.endswith("_loss")
-    rows.sort(
-        key=lambda r: (r.values.get(sort) is None, -(r.values.get(sort) or 0) if reverse else (r.values.get(sort) or 0))
-    )
+
+    def key(row: Row) -> tuple:
+        value = row.values.get(sort)
+        numeric = isinstance(value, (int, float))
+        number = value if numeric else 0
+        return (value is None, -number if reverse else number, "" if numeric else str(value))
+
+    rows.sort(key=key)
     return rows
 
 
-def to_markdown(rows: list[Row], threshold: float) -> str:
+def default_sort(task: Task) -> str:
+    """Risk recall first where the task has a risk field, else all fields correct."""
+    return "any_risk_recall" if task.has_risk else "all_fields_correct"
+
+
+def to_markdown(rows: list[Row], threshold: float, task: Task) -> str:
     """The table as Markdown, with a legend line for the flag."""
     if not rows:
         return "No evaluated runs yet: run `orch eval MODEL/METHOD` first.\n"
@@ -142,20 +157,22 @@ def to_markdown(rows: list[Row], threshold: float) -> str:
         cells = [format_cell(row.values.get(c)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(
-        f"`risk_flag_low`: any-risk recall below {threshold:.2f} (missing a risk is the worst error). "
-        "n/a: the split has no at-risk examples or the value does not apply."
-    )
+    if task.has_risk:
+        lines.append(
+            f"`{RISK_LOW}`: any-risk recall ({task.risk_field} not {task.risk_negative}) below {threshold:.2f} "
+            "(missing a risk is the worst error). n/a: the split has no at-risk examples or the value does not apply."
+        )
+    lines.append("The majority baseline answers every example with each field's most frequent training label.")
     return "\n".join(lines) + "\n"
 
 
-def write_reports(project: Project, rows: list[Row], threshold: float) -> dict[str, Path]:
-    """reports/comparison.md, .csv and a self-contained .html."""
+def write_reports(project: Project, task: Task, rows: list[Row], threshold: float) -> dict[str, Path]:
+    """The task's comparison.md, .csv, a self-contained .html and index.html (with the journal)."""
     import pandas as pd
 
     from orchestrator.report import comparison_html, steps_links
 
-    out = project.root / "reports"
+    out = Layout(project).reports_dir(task.name)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "md": out / "comparison.md",
@@ -163,13 +180,13 @@ def write_reports(project: Project, rows: list[Row], threshold: float) -> dict[s
         "html": out / "comparison.html",
         "index": out / "index.html",
     }
-    write_text_atomic(paths["md"], "# Comparison\n\n" + to_markdown(rows, threshold))
-    frame = pd.DataFrame([r.values for r in rows])
+    write_text_atomic(paths["md"], f"# Comparison: task {task.name}\n\n" + to_markdown(rows, threshold, task))
+    frame = pd.DataFrame([r.values for r in rows], dtype=object)  # ints stay ints beside baseline rows
     write_text_atomic(paths["csv"], frame.to_csv(index=False))
-    html = comparison_html(rows, threshold)
-    write_text_atomic(paths["html"], html)
-    journal = steps_links(project.steps, "../steps/steps.md")
-    write_text_atomic(paths["index"], comparison_html(rows, threshold, journal=journal))
+    write_text_atomic(paths["html"], comparison_html(rows, threshold, task))
+    link = os.path.relpath(project.steps, out)
+    journal = steps_links(project.steps, link)
+    write_text_atomic(paths["index"], comparison_html(rows, threshold, task, journal=journal))
     return paths
 
 
@@ -181,26 +198,29 @@ class Comparison:
     table: str
     flagged: list[Row]
     paths: dict[str, Path]
+    threshold: float
 
 
 def compare(
     project: Project,
     task: Task,
-    sort: str = "any_risk_recall",
-    threshold: float = DEFAULT_THRESHOLD,
+    sort: str | None = None,
+    threshold: float | None = None,
     command: str = "",
 ) -> Comparison:
-    """Collect every evaluated run, journal the table in steps.md, then write the reports (linking that entry)."""
+    """Collect every evaluation of a task, journal the table in steps.md, then write the reports."""
+    threshold = task.min_risk_recall if threshold is None else threshold
     rows = collect(project, task, sort=sort, threshold=threshold)
-    table = to_markdown(rows, threshold)
-    flagged = [r for r in rows if r.values.get("risk_flag_low")]
+    table = to_markdown(rows, threshold, task)
+    flagged = [r for r in rows if r.values.get(RISK_LOW)]
     entry = {
         "time": ledger.now(),
-        "event": "collected",
-        "run": "all runs",
-        "message": f"{len(rows)} evaluated run(s) compared, sorted by {sort}; {len(flagged)} flagged for risk recall",
+        "event": Event.COLLECTED,
+        "run": f"all runs · {task.name}",
+        "message": f"{len(rows)} evaluation(s) of task {task.name} compared, sorted by {sort or default_sort(task)}; "
+        f"{len(flagged)} flagged for risk recall",
         "command": command or None,
         "table": table,
     }
     steps.append_entry(project.templates, project.steps, entry)
-    return Comparison(rows, table, flagged, write_reports(project, rows, threshold))
+    return Comparison(rows, table, flagged, write_reports(project, task, rows, threshold), threshold)

@@ -13,6 +13,8 @@ from orchestrator.task import Task
 # LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
 REQUIRED_ROLES = ("prompt", "response")
+# How dialogue turns are written into a model input, by role (the data pipeline writes them so).
+ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,9 @@ def user_content(row: dict[str, Any], columns: dict[str, str] | None = None) -> 
     columns = {**ALPACA_COLUMNS, **(columns or {})}
     parts = [row.get(columns["prompt"]) or "", row.get(columns["query"]) or ""]
     return "\n".join(p for p in parts if p)
+
+
+def client_text(dialogue: str) -> str:
+    """The client's words from a dialogue as written into a model input (one turn a line, labels removed)."""
+    prefix = ROLE_LABELS["user"] + "："
+    return "\n".join(line[len(prefix) :] for line in dialogue.splitlines() if line.startswith(prefix))

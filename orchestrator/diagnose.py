@@ -7,12 +7,17 @@ the loss findings explain them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import outputs, stages
+from orchestrator.errors import OrchError
+from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, Run
 from orchestrator.outputs import output_status
+from orchestrator.project import Project
+from orchestrator.runs import run_output_dir
+from orchestrator.task import Task
 
 OK, WARN, BAD = "ok", "warning", "problem"
 
@@ -22,23 +27,6 @@ class Finding:
     level: str
     topic: str
     message: str
-
-
-def _log(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "trainer_log.jsonl"
-    entries = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return entries
-
-
-def _history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "trainer_state.json"
-    return json.loads(path.read_text(encoding="utf-8")).get("log_history", []) if path.is_file() else []
 
 
 def loss_findings(log: list[dict[str, Any]]) -> list[Finding]:
@@ -143,11 +131,13 @@ def checkpoint_findings(run_dir: Path) -> list[Finding]:
     return out
 
 
-def task_findings(run_dir: Path, threshold: float = 0.9) -> tuple[list[Finding], str | None]:
-    """What orch eval measured, and the verdict it supports (the untrained base is a baseline only)."""
-    found = sorted(run_dir.glob("eval/*/*/metrics.json"))
-    runs = [p for p in found if not p.parent.name.endswith("-base")]
-    if not runs:
+def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding], str | None]:
+    """What orch eval measured for the run's task, and the verdict it supports (baselines are references only)."""
+    from orchestrator.collect import ensure_majority, evaluated
+
+    found = [(m, i) for _, m, i in evaluated(project, task) if i.run == run.sibling(stages.TRAINING)]
+    scored = [(m, i) for m, i in found if i.subject in (ADAPTER, MERGED)]
+    if not scored:
         return [
             Finding(
                 WARN,
@@ -155,36 +145,59 @@ def task_findings(run_dir: Path, threshold: float = 0.9) -> tuple[list[Finding],
                 "not evaluated on the task: a low loss is not a good model; run `orch eval` (constrained and free)",
             )
         ], None
+    ensure_majority(project, task, {str(m.get("split")) for m, _ in scored})
+    majority = {m.get("split"): m for _, m, i in evaluated(project, task) if i.subject == MAJORITY}
+    base = {(m.get("split"), m.get("decoding")): m for m, i in found if i.subject == BASE}
+    threshold = task.min_risk_recall
     out, levels = [], []
-    base = {p.parent.name.removesuffix("-base"): json.loads(p.read_text()) for p in found if p not in runs}
-    for path in runs:
-        m = json.loads(path.read_text(encoding="utf-8"))
-        recall = (m.get("risk") or {}).get("any_risk_recall")
-        text = (
-            f"{path.parent.parent.name}/{path.parent.name}: valid {m['valid_rate']:.0%}, "
-            f"all fields right {m['all_fields_correct']:.0%}, "
-            f"any-risk recall {'n/a' if recall is None else f'{recall:.0%}'}"
+    for m, ident in scored:
+        recall = (m.get("risk") or {}).get("any_risk_recall") if task.has_risk else None
+        text = f"{m.get('split')}/{m.get('decoding')}{' (merged)' if ident.subject == MERGED else ''}: " + (
+            f"valid {_pct(m.get('valid_rate'))}, all fields right {_pct(m.get('all_fields_correct'))}"
         )
-        reference = base.get(path.parent.name)
-        if reference:
-            text += f" (untrained base: all fields right {reference['all_fields_correct']:.0%})"
-        level = BAD if recall is not None and recall < threshold else WARN if m["valid_rate"] < 1.0 else OK
+        if task.has_risk:
+            text += f", any-risk recall {_pct(recall)}"
+        references = []
+        if (reference := base.get((m.get("split"), m.get("decoding")))) is not None:
+            references.append(f"untrained base {_pct(reference.get('all_fields_correct'))}")
+        if (prior := majority.get(m.get("split"))) is not None:
+            references.append(f"majority baseline {_pct(prior.get('all_fields_correct'))}")
+        if references:
+            text += f" (all fields right: {', '.join(references)})"
+        low = recall is not None and recall < threshold
+        valid = m.get("valid_rate")
+        level = BAD if low else WARN if not isinstance(valid, (int, float)) or valid < 1.0 else OK
         out.append(Finding(level, "task", text))
         levels.append(level)
     if BAD in levels:
-        verdict = f"not usable: any-risk recall below {threshold:.0%}"
+        verdict = f"not usable: any-risk recall below {threshold:.0%} ({task.name}'s risk.min_recall)"
     elif WARN in levels:
         verdict = "usable only with constrained decoding (free output is not always valid)"
-    else:
+    elif task.has_risk:
         verdict = "valid and catches risk on this split; rank it against the others with orch collect"
+    else:
+        verdict = "valid on this split; rank it against the others (and the majority baseline) with orch collect"
     return out, verdict
 
 
-def diagnose(run_dir: Path) -> tuple[list[Finding], str]:
-    """Every finding and the verdict (task metrics decide where they exist)."""
-    findings = loss_findings(_log(run_dir)) + overfit_findings(_history(run_dir)) + checkpoint_findings(run_dir)
-    task, verdict = task_findings(run_dir)
-    findings += task
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "n/a"
+
+
+def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str]:
+    """Every finding about a training run and the verdict (task metrics decide where they exist)."""
+    run_dir = run_output_dir(project, run.sibling(stages.TRAINING))
+    if not run_dir.is_dir():
+        task_flag = f" --task {run.task}" if run.task else ""
+        fix = f"orch submit {run.model} --method {run.method}{task_flag}"
+        raise OrchError(f"{project.relative(run_dir)} does not exist", fix=fix)
+    findings = (
+        loss_findings(outputs.trainer_log(run_dir))
+        + overfit_findings(outputs.log_history(run_dir))
+        + checkpoint_findings(run_dir)
+    )
+    task_found, verdict = task_findings(project, task, run)
+    findings += task_found
     if verdict is None:
         loss_bad = any(f.level == BAD for f in findings)
         verdict = "unknown on the task (not evaluated)" + ("; the training log shows problems" if loss_bad else "")

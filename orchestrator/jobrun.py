@@ -18,10 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator import stages
 from orchestrator.fileio import write_text_atomic
-from orchestrator.outputs import output_status, set_aside_incomplete
+from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
-from orchestrator.runs import ORCH_CONFIG, STAGE_COMMAND, Run, log_tail, record_event, training_summary
+from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
+from orchestrator.stages import Event
 
 
 def main(job_dir: Path) -> int:
@@ -33,7 +35,8 @@ def main(job_dir: Path) -> int:
     requeues = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
     output_dir = project.resolve(job["output_dir"])
     config = job_dir / "config.yaml"
-    cmd = [_llamafactory_cli(), STAGE_COMMAND[run.stage], str(config)]
+    stage = stages.get(run.stage)
+    cmd = [_llamafactory_cli(), stage.command, str(config)]
     common = {
         "executor": job["executor"],
         "job_id": job_id,
@@ -43,7 +46,7 @@ def main(job_dir: Path) -> int:
     }
 
     resumed_from = None
-    if run.stage == "sft":
+    if stage.trains:
         status = output_status(output_dir)
         for moved in set_aside_incomplete(status):
             print(f"orch: set aside a checkpoint cut off while being written: {project.relative(moved)}", flush=True)
@@ -55,7 +58,7 @@ def main(job_dir: Path) -> int:
         # The config the checkpoints written from now on come from (submit compares against it).
         write_text_atomic(output_dir / ORCH_CONFIG, config.read_text(encoding="utf-8"))
     if leader:
-        event = "requeued" if requeues else "resumed" if resumed_from else "started"
+        event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
         record_event(project, run, event, resumed_from=resumed_from, **common)
 
     print(f"orch: {' '.join(cmd)}", flush=True)
@@ -75,20 +78,20 @@ def main(job_dir: Path) -> int:
         record_event(
             project,
             run,
-            "interrupted",
+            Event.INTERRUPTED,
             message=f"stopped by signal {stopped[0]} (cancel, time limit "
             "or requeue); the next start resumes from the latest checkpoint",
             **common,
         )
         return 128 + stopped[0]
     if code == 0:
-        summary = training_summary(output_dir) if run.stage == "sft" else {}
-        record_event(project, run, "finished", **summary, **common)
+        summary = training_summary(output_dir) if stage.trains else {}
+        record_event(project, run, Event.FINISHED, **summary, **common)
     else:
         record_event(
             project,
             run,
-            "failed",
+            Event.FAILED,
             message=f"llamafactory-cli exited with {code}",
             log_tail=log_tail(project.resolve(job["log"])),
             **common,

@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-TERMINAL_EVENTS = {"finished", "failed", "cancelled", "timeout"}
-
 
 def now() -> str:
     """UTC timestamp with seconds, as written in every record."""

@@ -8,20 +8,20 @@ written to the ledger and steps.md the first time status sees it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import ledger
+from orchestrator import ledger, outputs, stages
 from orchestrator.errors import OrchError
 from orchestrator.executors import get_executor
 from orchestrator.executors.base import CANCELLED, COMPLETED, TERMINAL, TIMEOUT, UNKNOWN, JobState
 from orchestrator.project import Project
 from orchestrator.runs import Run, known_runs, last_submission, log_tail, record_event
+from orchestrator.stages import Event
 
-OUTCOME_EVENTS = {COMPLETED: "finished", CANCELLED: "cancelled", TIMEOUT: "timeout"}
+OUTCOME_EVENTS = {COMPLETED: Event.FINISHED, CANCELLED: Event.CANCELLED, TIMEOUT: Event.TIMEOUT}
 
 
 @dataclass
@@ -46,7 +46,7 @@ def run_status(project: Project, run: Run) -> RunStatus | None:
         return None
     state = get_executor(sub["executor"], project.jobs).status(str(sub["job_id"]))
     _reconcile(project, run, sub, state)
-    step, loss = _progress(project.resolve(sub["output_dir"])) if run.stage == "sft" else ("", "")
+    step, loss = _progress(project.resolve(sub["output_dir"])) if stages.get(run.stage).trains else ("", "")
     tail = log_tail(project.resolve(sub["log"]), 15) if state.state not in (COMPLETED, "RUNNING", "PENDING") else ""
     return RunStatus(
         run.name,
@@ -66,20 +66,9 @@ def all_status(project: Project) -> list[RunStatus]:
 
 
 def _progress(output_dir: Path) -> tuple[str, str]:
-    log = output_dir / "trainer_log.jsonl"
-    if not log.is_file():
-        return "", ""
-    last_step, last_loss, total = None, None, None
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        last_step, total = entry.get("current_steps", last_step), entry.get("total_steps", total)
-        if entry.get("loss") is not None:
-            last_loss = entry["loss"]
-    step = f"{last_step}/{total}" if last_step is not None else ""
-    return step, f"{last_loss:.4f}" if isinstance(last_loss, (int, float)) else ""
+    now = outputs.progress(output_dir)
+    step = f"{now.step}/{now.total}" if now.step is not None else ""
+    return step, f"{now.loss:.4f}" if now.loss is not None else ""
 
 
 def _records_since(project: Project, run: Run, sub: dict) -> list[dict]:
@@ -89,12 +78,12 @@ def _records_since(project: Project, run: Run, sub: dict) -> list[dict]:
 
 def _elapsed(project: Project, run: Run, sub: dict, state: JobState) -> str:
     records = _records_since(project, run, sub)
-    starts = [r["time"] for r in records if r["event"] in ("started", "resumed", "requeued")]
+    starts = [r["time"] for r in records if r["event"] in Event.STARTS]
     if not starts:
         return ""
     # The job's own last word (finished, failed, interrupted) beats a later reconciliation record.
-    own = [r["time"] for r in records if r["event"] in ("finished", "failed", "interrupted")]
-    ends = own or [r["time"] for r in records if r["event"] in ledger.TERMINAL_EVENTS]
+    own = [r["time"] for r in records if r["event"] in Event.OWN_ENDINGS]
+    ends = own or [r["time"] for r in records if r["event"] in Event.TERMINAL]
     begin = dt.datetime.fromisoformat(starts[0])
     end = dt.datetime.fromisoformat(ends[-1]) if ends and state.terminal else dt.datetime.now(dt.timezone.utc)
     seconds = int((end - begin).total_seconds())
@@ -105,9 +94,9 @@ def _reconcile(project: Project, run: Run, sub: dict, state: JobState) -> None:
     if not state.terminal:
         return
     records = _records_since(project, run, sub)
-    if any(r["event"] in ledger.TERMINAL_EVENTS for r in records):
+    if any(r["event"] in Event.TERMINAL for r in records):
         return
-    event = OUTCOME_EVENTS.get(state.state, "failed")
+    event = OUTCOME_EVENTS.get(state.state, Event.FAILED)
     message = f"seen by orch status: scheduler state {state.state}" + (f" ({state.reason})" if state.reason else "")
     record_event(
         project,
@@ -117,7 +106,7 @@ def _reconcile(project: Project, run: Run, sub: dict, state: JobState) -> None:
         job_id=sub["job_id"],
         message=message,
         output_dir=sub.get("output_dir"),
-        log_tail=log_tail(project.resolve(sub["log"])) if event != "finished" else None,
+        log_tail=log_tail(project.resolve(sub["log"])) if event != Event.FINISHED else None,
     )
 
 
@@ -134,7 +123,7 @@ def cancel(project: Project, run: Run, command: str = "") -> str:
     record_event(
         project,
         run,
-        "cancelled",
+        Event.CANCELLED,
         executor=sub["executor"],
         job_id=sub["job_id"],
         command=command,

@@ -1,4 +1,9 @@
-"""The state of a run's output directory, read from what LLaMA-Factory leaves there."""
+"""LLaMA-Factory's output files: the one reader of what it leaves in a run's output directory.
+
+Checkpoints (complete or cut off), the finished markers, `trainer_log.jsonl`
+(progress as it trains), `trainer_state.json` (loss history) and the result
+files. Nothing else in orch opens these files.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,16 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # What LLaMA-Factory writes at the top of output_dir when training finishes.
 FINISHED_MARKERS = ("train_results.json", "all_results.json")
+TRAINER_LOG = "trainer_log.jsonl"
+TRAINER_STATE = "trainer_state.json"
+TRAIN_RESULTS = "train_results.json"
+EVAL_RESULTS = "eval_results.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "pytorch_model.bin")
 
 
@@ -82,3 +93,87 @@ def set_aside_incomplete(status: OutputStatus) -> list[Path]:
         path.rename(target)
         moved.append(target)
     return moved
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A JSON object file, {} when missing or unreadable (a run still being written)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def trainer_log(output_dir: Path) -> list[dict[str, Any]]:
+    """`trainer_log.jsonl` entries in order (a line being written is skipped)."""
+    path = output_dir / TRAINER_LOG
+    entries = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+def log_history(output_dir: Path) -> list[dict[str, Any]]:
+    """The trainer's `log_history` (losses and eval losses by step) from trainer_state.json."""
+    history = _json(output_dir / TRAINER_STATE).get("log_history", [])
+    return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+
+
+def loss_points(output_dir: Path, key: str = "loss") -> list[tuple[int, float]]:
+    """(step, value) of a logged quantity (`loss`, `eval_loss`) from the history."""
+    return [(h["step"], h[key]) for h in log_history(output_dir) if isinstance(h.get(key), (int, float))]
+
+
+def training_summary(output_dir: Path) -> dict[str, Any]:
+    """Final losses, steps, epochs and runtime from LLaMA-Factory's result files (what is there)."""
+    train, evals, state = (_json(output_dir / n) for n in (TRAIN_RESULTS, EVAL_RESULTS, TRAINER_STATE))
+    out = {
+        "train_loss": train.get("train_loss"),
+        "eval_loss": evals.get("eval_loss"),
+        "global_step": state.get("global_step"),
+        "epoch": state.get("epoch"),
+        "train_runtime": train.get("train_runtime"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a training run is, from its trainer_log.jsonl."""
+
+    step: int | None = None
+    total: int | None = None
+    loss: float | None = None
+
+
+def progress(output_dir: Path) -> Progress:
+    """The last logged step, the planned total and the last loss."""
+    step = total = loss = None
+    for entry in trainer_log(output_dir):
+        step, total = entry.get("current_steps", step), entry.get("total_steps", total)
+        if isinstance(entry.get("loss"), (int, float)):
+            loss = entry["loss"]
+    return Progress(step, total, loss)
+
+
+def trainable_params(output_dir: Path) -> int | None:
+    """Parameters in the saved adapter (what LoRA trained)."""
+    path = output_dir / ADAPTER_WEIGHTS
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+            count = 1
+            for dim in handle.get_slice(key).get_shape():
+                count *= dim
+            total += count
+    return total

@@ -70,6 +70,33 @@ class Project:
             raise OrchError("must be a YAML mapping", where=str(path))
         return data
 
+    @property
+    def task_names(self) -> list[str]:
+        """Tasks under templates/tasks/ (one YAML file each)."""
+        folder = self.templates / "tasks"
+        return sorted(p.name[: -len(".yaml")] for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+    @property
+    def default_task(self) -> str:
+        """`default_task` from templates/project.yaml, else the only task there is."""
+        configured = self.settings.get("default_task")
+        names = self.task_names
+        if configured:
+            if str(configured) not in names:
+                raise OrchError(
+                    f"default_task: {configured!r} is not a task",
+                    where="templates/project.yaml",
+                    fix=f"tasks: {', '.join(names) or 'none'} (templates/tasks/<name>.yaml)",
+                )
+            return str(configured)
+        if len(names) == 1:
+            return names[0]
+        raise OrchError(
+            f"several tasks ({', '.join(names)}) and no default",
+            where="templates/project.yaml",
+            fix="set `default_task: <name>` there",
+        )
+
     def relative(self, path: Path) -> str:
         """`path` relative to the root when inside it, for messages and configs."""
         try:

@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
+from orchestrator import stages as stage_table
 from orchestrator.catalog import META_KEY, STAGES, Catalog, Layer, deep_merge
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_text_atomic
 from orchestrator.task import Task
 from orchestrator.templating import render
 
-STAGE_PREFIX = {"sft": "train", "predict": "predict", "export": "export"}
 DATASET_INFO = "dataset_info.json"
 
 
@@ -43,7 +43,7 @@ class RenderedConfig:
 
 def config_stem(catalog: Catalog, model: str, method: str, task: str, stage: str) -> str:
     """`train_<model>_<method>` (the default task), `..._<task>` for any other task."""
-    stem = f"{STAGE_PREFIX[stage]}_{model}_{method}"
+    stem = f"{stage_table.get(stage).config_prefix}_{model}_{method}"
     return stem if task == catalog.default_task else f"{stem}_{task}"
 
 
@@ -75,7 +75,7 @@ def apply_sets(per_stage: dict[str, dict[str, Any]], sets: list[tuple[str | None
     training (sft) config when none has it.
     """
     for stage, key, value in sets:
-        targets = [stage] if stage else [s for s in STAGES if key in per_stage[s]] or ["sft"]
+        targets = [stage] if stage else [s for s in STAGES if key in per_stage[s]] or [stage_table.TRAINING]
         for target in targets:
             per_stage[target][key] = value
 
@@ -183,14 +183,15 @@ def render_all(
     catalog: Catalog,
     models: list[str],
     methods: list[str],
-    task: Task,
+    tasks: Task | list[Task],
 ) -> dict[Path, str]:
-    """Every file `orch render` writes for these models and methods, by path."""
+    """Every file `orch render` writes for these models, methods and tasks, by path."""
     files: dict[Path, str] = {catalog.project.configs / DATASET_INFO: render_dataset_info(catalog)}
-    for model in models:
-        for method in methods:
-            for config in render_run(catalog, model, method, task).values():
-                files[config.path] = config.text
+    for task in [tasks] if isinstance(tasks, Task) else tasks:
+        for model in models:
+            for method in methods:
+                for config in render_run(catalog, model, method, task).values():
+                    files[config.path] = config.text
     return files
 
 
@@ -221,18 +222,24 @@ def check_rendered(catalog: Catalog, files: dict[Path, str]) -> str:
                 )
             )
     stale = _stale_configs(catalog, set(files))
-    chunks.extend(f"stale: {catalog.project.relative(p)} has no template any more\n" for p in stale)
+    chunks.extend(
+        f"stale: {catalog.project.relative(p)} has no template (or task) any more: remove it\n" for p in stale
+    )
     return "".join(chunks)
 
 
 def _stale_configs(catalog: Catalog, expected: set[Path]) -> list[Path]:
-    """Rendered configs on disk for a model or method whose template is gone."""
+    """Rendered configs on disk for a model, method or task whose template is gone."""
     known = {(m, me) for m in catalog.model_names() for me in catalog.method_names()}
+    tasks = set(catalog.task_names())
     stale = []
     for path in sorted(catalog.project.configs.glob("*.yaml")):
         if path in expected:
             continue
         parts = path.stem.split("_")
-        if len(parts) >= 3 and parts[0] in STAGE_PREFIX.values() and (parts[1], parts[2]) not in known:
+        if len(parts) < 3 or not stage_table.by_prefix(parts[0]):
+            continue
+        task = "_".join(parts[3:])
+        if (parts[1], parts[2]) not in known or (task and (task not in tasks or task == catalog.default_task)):
             stale.append(path)
     return stale

@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator import outputs
+from orchestrator.task import Task
+
 
 def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
@@ -19,21 +22,16 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def loss_curve(run_dir: Path) -> str | None:
-    """Train (and eval) loss over steps from trainer_state.json, as a data URI."""
-    state = run_dir / "trainer_state.json"
-    if not state.is_file():
+def loss_curve(run_dir: Path, title: str) -> str | None:
+    """Train (and eval) loss over steps from the trainer's history, as a data URI."""
+    train, evals = outputs.loss_points(run_dir), outputs.loss_points(run_dir, "eval_loss")
+    if not train:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history = json.loads(state.read_text(encoding="utf-8")).get("log_history", [])
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    if not train:
-        return None
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
     ax.plot(*zip(*train, strict=True), label="train loss")
     if evals:
@@ -41,7 +39,7 @@ def loss_curve(run_dir: Path) -> str | None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()
-    ax.set_title(f"{run_dir.parent.parent.name}/{run_dir.parent.name}")
+    ax.set_title(title)
     return _png(fig)
 
 
@@ -83,13 +81,14 @@ def steps_links(steps_md: Path, link: str) -> str:
     return f"<ul>{items}</ul>"
 
 
-def comparison_html(rows: list[Any], threshold: float, risk_field: str = "risk_flag", journal: str = "") -> str:
-    """The whole report as one HTML file (images inlined); `journal` is extra HTML about steps.md."""
+def comparison_html(rows: list[Any], threshold: float, task: Task, journal: str = "") -> str:
+    """The whole report of a task as one HTML file (images inlined); `journal` is extra HTML about steps.md."""
+    from orchestrator.collect import RISK_LOW
     columns = list(rows[0].values) if rows else []
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for row in rows:
-        cls = ' class="flagged"' if row.values.get("risk_flag_low") else ""
+        cls = ' class="flagged"' if row.values.get(RISK_LOW) else ""
         cells = "".join(f"<td>{html.escape(format_cell(row.values.get(c)))}</td>" for c in columns)
         body.append(f"<tr{cls}>{cells}</tr>")
     figures = []
@@ -99,16 +98,20 @@ def comparison_html(rows: list[Any], threshold: float, risk_field: str = "risk_f
         images = []
         if row.run_dir and row.run_dir not in seen:
             seen.add(row.run_dir)
-            curve = loss_curve(row.run_dir)
+            curve = loss_curve(row.run_dir, f"{row.values.get('model')}/{row.values.get('method')}")
             if curve:
                 images.append(f'<img alt="loss curve" src="{curve}">')
-        matrix = (
-            confusion_image(row.metrics_path, risk_field) if row.metrics_path and str(row.metrics_path) != "." else None
-        )
+        matrix = confusion_image(row.metrics_path, task.risk_field) if task.has_risk else None
         if matrix:
             images.append(f'<img alt="risk confusion matrix" src="{matrix}">')
         if images:
             figures.append(f"<figure><figcaption>{label}</figcaption>{''.join(images)}</figure>")
+    risk_note = (
+        f"<p>Rows shaded red: any-risk recall ({html.escape(str(task.risk_field))}) below {threshold:.2f}. "
+        "Missing a risk flag is the worst error this product can make.</p>"
+        if task.has_risk
+        else "<p>This task has no risk field.</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>orch: model comparison</title>
 <style>
@@ -119,11 +122,10 @@ th {{ background: #f0f0f0; }}
 tr.flagged td {{ background: #fde2e2; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 </style></head><body>
-<h1>Model comparison</h1>
-<p>Rows shaded red: any-risk recall below {threshold:.2f}.
-Missing a risk flag is the worst error this product can make.</p>
+<h1>Model comparison: task {html.escape(task.name)}</h1>
+{risk_note}
 <table id="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
-<h2>Loss curves and risk confusion matrices</h2>
+<h2>Loss curves{" and risk confusion matrices" if task.has_risk else ""}</h2>
 {"".join(figures) or "<p>none</p>"}
 {"<h2>Journal (steps/steps.md)</h2>" + journal if journal else ""}
 <script>

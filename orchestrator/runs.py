@@ -11,52 +11,18 @@ import datetime as dt
 import hashlib
 import json
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ledger, steps
+from orchestrator import ledger, stages, steps
+from orchestrator.errors import OrchError
+from orchestrator.layout import Layout, Run
 from orchestrator.project import Project
+from orchestrator.stages import Event
 
-STAGE_COMMAND = {"sft": "train", "predict": "train", "export": "export"}
 ORCH_CONFIG = "orch_config.yaml"  # the config a training output_dir was started with
 
-
-@dataclass(frozen=True)
-class Run:
-    """One unit of work: a stage of a model under a method (and task)."""
-
-    model: str
-    method: str
-    stage: str
-    task: str | None = None  # None: the project's default task
-
-    @property
-    def name(self) -> str:
-        base = f"{self.model}/{self.method}/{self.stage}"
-        return f"{base}@{self.task}" if self.task else base
-
-    @property
-    def slug(self) -> str:
-        return self.name.replace("/", "_").replace("@", "_")
-
-    @classmethod
-    def parse(cls, name: str) -> Run:
-        """`model/method/stage[@task]` (stage defaults to sft)."""
-        base, _, task = name.partition("@")
-        parts = base.split("/")
-        if len(parts) == 2:
-            parts.append("sft")
-        if len(parts) != 3 or not all(parts):
-            from orchestrator.errors import OrchError
-
-            raise OrchError(f"bad run name {name!r}", fix="write MODEL/METHOD[/STAGE], e.g. qwen3-1p7b/lora/sft")
-        return cls(parts[0], parts[1], parts[2], task or None)
-
-
-def output_key(stage: str) -> str:
-    """The config key holding a stage's output directory."""
-    return "export_dir" if stage == "export" else "output_dir"
+__all__ = ["ORCH_CONFIG", "Run", "record_event", "last_submission", "known_runs", "move_aside"]
 
 
 def record_event(project: Project, run: Run, event: str, **fields: Any) -> dict[str, Any]:
@@ -79,17 +45,28 @@ def record_event(project: Project, run: Run, event: str, **fields: Any) -> dict[
 
 def last_submission(project: Project, run: Run) -> dict[str, Any] | None:
     """The run's most recent `submitted` record."""
-    records = [r for r in ledger.for_run(project.ledger, run.name) if r.get("event") == "submitted"]
+    records = [r for r in ledger.for_run(project.ledger, run.name) if r.get("event") == Event.SUBMITTED]
     return records[-1] if records else None
 
 
 def known_runs(project: Project) -> list[Run]:
-    """Every run the ledger has seen, in first-seen order."""
+    """Every run the ledger has seen, in first-seen order (records that name no run are not runs)."""
     seen: dict[str, Run] = {}
     for record in ledger.read(project.ledger):
-        if record.get("run") and record["run"] not in seen:
-            seen[record["run"]] = Run.parse(record["run"])
+        name = record.get("run")
+        if not name or name in seen:
+            continue
+        try:
+            seen[name] = Run.parse(name)
+        except OrchError:
+            continue
     return list(seen.values())
+
+
+def run_output_dir(project: Project, run: Run) -> Path:
+    """Where a run's outputs are: as its last submission recorded them, else where the layout puts them."""
+    sub = last_submission(project, run)
+    return project.resolve(sub["output_dir"]) if sub and sub.get("output_dir") else Layout(project).output_dir(run)
 
 
 def move_aside(path: Path) -> Path:
@@ -128,7 +105,7 @@ def code_version(root: Path) -> str:
 
 def dataset_files(project: Project, values: dict[str, Any], stage: str) -> list[Path]:
     """The data files a config reads, from its dataset_info.json."""
-    keys = ("dataset", "eval_dataset") if stage == "sft" else ("eval_dataset",) if stage == "predict" else ()
+    keys = stages.get(stage).data_keys
     info_path = project.resolve(values.get("dataset_dir", "data")) / "dataset_info.json"
     if not keys or not info_path.is_file():
         return []
@@ -140,20 +117,6 @@ def dataset_files(project: Project, values: dict[str, Any], stage: str) -> list[
             if entry and "file_name" in entry:
                 files.append((info_path.parent / entry["file_name"]).resolve())
     return files
-
-
-def training_summary(output_dir: Path) -> dict[str, Any]:
-    """Final losses and steps from LLaMA-Factory's result files (what is there)."""
-    out: dict[str, Any] = {}
-    for name, keys in (("train_results.json", ("train_loss",)), ("eval_results.json", ("eval_loss",))):
-        path = output_dir / name
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            out.update({k: data[k] for k in keys if k in data})
-    state = output_dir / "trainer_state.json"
-    if state.is_file():
-        out["global_step"] = json.loads(state.read_text(encoding="utf-8")).get("global_step")
-    return out
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

@@ -6,7 +6,6 @@ submitted, so a bad model in a list submits nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import os
 import random
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator import stages
 from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
 from orchestrator.executors import JobSpec, get_executor
@@ -32,10 +32,10 @@ from orchestrator.runs import (
     dataset_files,
     last_submission,
     move_aside,
-    output_key,
     record_event,
     sha256_text,
 )
+from orchestrator.stages import Event
 from orchestrator.templating import render
 from orchestrator.validation import Severity, validate_run
 from orchestrator.validation.rules import Context
@@ -86,17 +86,17 @@ def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callab
     project = catalog.project
     job_catalog = Catalog(project, saves=project.saves_setting)
     task = job_catalog.task(opts.task)
-    task_tag = None if task.name == catalog.default_task else task.name
     executor = get_executor(opts.executor, project.jobs)
-    bad = [s for s in opts.then if s not in ("predict", "export")]
+    bad = [s for s in opts.then if s not in stages.CHAINABLE]
     if bad:
-        raise OrchError(f"--then {','.join(bad)}: unknown stage", fix="use --then predict,export")
+        raise OrchError(f"--then {','.join(bad)}: unknown stage", fix=f"use --then {','.join(stages.CHAINABLE)}")
     ctx = Context([job_catalog.task(name) for name in job_catalog.task_names()])
     plans: list[Plan] = []
     for model in models:
         log(f"{model}: rendering and validating ...")
-        for stage in ("sft", *opts.then):
-            plans.append(_plan(job_catalog, executor, Run(model, opts.method, stage, task_tag), task, opts, ctx))
+        for stage in (stages.TRAINING, *opts.then):
+            run = job_catalog.layout.run(model, opts.method, stage, task.name)
+            plans.append(_plan(job_catalog, executor, run, task, opts, ctx))
     if opts.dry_run:
         for plan in plans:
             log(f"--- {plan.run.name}: {plan.action} {plan.note}\n{plan.text}")
@@ -107,7 +107,8 @@ def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callab
         if plan.action == "skip":
             log(f"{plan.run.name}: {plan.note}")
             continue
-        parent = by_model[plan.run.model].get("sft") if plan.run.stage != "sft" else None
+        training = plan.run.stage == stages.TRAINING
+        parent = None if training else by_model[plan.run.model].get(stages.TRAINING)
         depends = (parent.job_id,) if parent is not None and parent.job_id else ()
         _execute(job_catalog, executor, plan, depends, opts)
         log(
@@ -138,7 +139,7 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
     slurm = {**settings.get("orch", {}).get("slurm", {}), **{k: v for k, v in opts.resources.items() if v is not None}}
     plan = Plan(run, config.values, config.text, slurm, "fresh")
     _check_not_active(project, executor, run)
-    _decide_output(project, plan, opts)
+    _decide_output(catalog, plan, opts)
     return plan
 
 
@@ -178,14 +179,17 @@ def _check_not_active(project, executor, run: Run) -> None:
         )
 
 
-def _decide_output(project, plan: Plan, opts: SubmitOptions) -> None:
-    out = project.resolve(str(plan.values[output_key(plan.run.stage)]))
-    if plan.run.stage != "sft":
+def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions) -> None:
+    project = catalog.project
+    out = project.resolve(str(plan.values[stages.get(plan.run.stage).output_key]))
+    if not stages.get(plan.run.stage).trains:
         if out.exists() and any(out.iterdir()):
+            _check_owned(catalog, plan.run, out)
             plan.action, plan.note = "restart", "earlier outputs will be moved aside"
         return
     status = output_status(out)
     if opts.restart and out.exists():
+        _check_owned(catalog, plan.run, out)
         plan.action, plan.note = "restart", "old outputs will be moved aside"
         return
     if status.state is OutputState.FINISHED:
@@ -199,6 +203,16 @@ def _decide_output(project, plan: Plan, opts: SubmitOptions) -> None:
     if status.state is OutputState.RESUMABLE:
         plan.action, plan.note = "resume", f"from {status.latest_checkpoint.name}"
         _check_config_unchanged(project, plan, out, opts.allow_config_change)
+
+
+def _check_owned(catalog: Catalog, run: Run, out: Path) -> None:
+    """Outputs are moved aside only from the run's own folder in the run layout, never from anywhere else."""
+    if not catalog.layout.owns(out, run):
+        raise OrchError(
+            f"{run.name}: {catalog.project.relative(out)} is not this run's folder "
+            f"({catalog.layout.output_setting(run)}); orch moves aside only its own run folders",
+            fix="move it yourself, or drop the output_dir override so the run writes to its own folder",
+        )
 
 
 def _check_config_unchanged(project, plan: Plan, out: Path, allow: bool) -> None:
@@ -230,24 +244,23 @@ def _comparable(values: dict[str, Any]) -> str:
 def _execute(catalog: Catalog, executor, plan: Plan, depends: tuple[str, ...], opts: SubmitOptions) -> None:
     project = catalog.project
     run = plan.run
-    out = project.resolve(str(plan.values[output_key(run.stage)]))
+    stage = stages.get(run.stage)
+    out = project.resolve(str(plan.values[stage.output_key]))
     if plan.action == "restart" and out.exists():
         moved = move_aside(out)
         plan.moved_to = project.relative(moved)
         record_event(
             project,
             run,
-            "restarted",
+            Event.RESTARTED,
             moved_to=plan.moved_to,
             output_dir=project.relative(out),
             command=opts.command,
             message="old outputs moved aside; training starts from scratch"
-            if run.stage == "sft"
+            if stage.trains
             else "earlier outputs moved aside",
         )
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    job_dir = project.jobs / run.slug / stamp
-    job_dir.mkdir(parents=True)
+    job_dir = catalog.layout.new_job_dir(run)
     config = job_dir / "config.yaml"
     write_text_atomic(config, plan.text)
     log = job_dir / "job.log"
@@ -257,7 +270,7 @@ def _execute(catalog: Catalog, executor, plan: Plan, depends: tuple[str, ...], o
         "method": run.method,
         "stage": run.stage,
         "task": run.task,
-        "output_dir": str(plan.values[output_key(run.stage)]),
+        "output_dir": str(plan.values[stage.output_key]),
         "executor": executor.name,
         "log": project.relative(log),
     }
@@ -271,7 +284,7 @@ def _execute(catalog: Catalog, executor, plan: Plan, depends: tuple[str, ...], o
     record_event(
         project,
         run,
-        "submitted",
+        Event.SUBMITTED,
         executor=executor.name,
         job_id=plan.job_id,
         command=opts.command,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ import yaml
 from orchestrator.errors import OrchError
 
 FIELD_KINDS = ("ordinal", "categorical")
+# A task name is part of run names (`@task`), folder names and config file names: keep it plain.
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+DEFAULT_MIN_RISK_RECALL = 0.9  # a model below this any-risk recall is flagged wherever it is scored
 REQUIRED_SPLITS = ("train", "test")
 
 
@@ -37,9 +41,15 @@ class Task:
     datasets: dict[str, DatasetSpec]
     risk_field: str | None = None
     risk_negative: str | None = None
+    min_risk_recall: float = DEFAULT_MIN_RISK_RECALL
     response_format: str = "json"
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_risk(self) -> bool:
+        """Whether the task names a safety-critical field (its recall is shown first and flagged)."""
+        return self.risk_field is not None
 
     @property
     def field_names(self) -> list[str]:
@@ -95,15 +105,28 @@ def load_task(path: Path) -> Task:
     for key in ("name", "instruction", "schema", "fields", "datasets"):
         if key not in raw:
             raise OrchError(f"missing key `{key}`", where=where, fix="see templates/tasks/student_mental.yaml")
+    name = str(raw["name"])
+    if not TASK_NAME.match(name):
+        raise OrchError(
+            f"name: {name!r} is not a task name", where=where, fix="lowercase letters, digits and _, e.g. mood_v2"
+        )
+    if path.name.endswith(".yaml") and name != path.name[: -len(".yaml")]:
+        raise OrchError(
+            f"name: {name!r} differs from the file name {path.name!r}: another task's runs and configs would be used",
+            where=where,
+            fix=f"set `name: {path.name[: -len('.yaml')]}` (or rename the file to {name}.yaml)",
+        )
     schema = raw["schema"]
     _check_schema(schema, where)
     fields = _check_fields(raw["fields"], schema, where)
     datasets = _check_datasets(raw["datasets"], where)
     risk = raw.get("risk") or {}
+    if not isinstance(risk, dict):
+        raise OrchError("`risk` must be a mapping with `field` and `negative`", where=where)
     if risk:
         _check_risk(risk, fields, schema, where)
     return Task(
-        name=str(raw["name"]),
+        name=name,
         path=path,
         instruction=str(raw["instruction"]).strip(),
         schema=schema,
@@ -111,6 +134,7 @@ def load_task(path: Path) -> Task:
         datasets=datasets,
         risk_field=risk.get("field"),
         risk_negative=risk.get("negative"),
+        min_risk_recall=float(risk.get("min_recall", DEFAULT_MIN_RISK_RECALL)),
         response_format=str(raw.get("response_format", "json")),
         description=str(raw.get("description", "")).strip(),
         raw=raw,
@@ -167,3 +191,6 @@ def _check_risk(risk: dict, fields: dict, schema: dict, where: str) -> None:
         raise OrchError(f"risk.field: {name!r} must be a categorical field", where=where)
     if risk.get("negative") not in schema["properties"][name]["enum"]:
         raise OrchError(f"risk.negative: {risk.get('negative')!r} is not a value of {name}", where=where)
+    target = risk.get("min_recall", DEFAULT_MIN_RISK_RECALL)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise OrchError(f"risk.min_recall: {target!r} is not a recall", where=where, fix="a number in (0, 1], e.g. 0.9")

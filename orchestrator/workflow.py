@@ -2,8 +2,9 @@
 
 Submit the training job (any executor), wait for it while showing its steps
 and loss, score the trained adapter and the untrained base model with both
-decodings (one encoding of each prompt serves both), score the rules
-labeler, and write the comparison and report. Every step is journaled in
+decodings (one encoding of each prompt serves both), score the task's
+model-free baselines (the majority labels, and the rules labeler where the
+task file names lexicons), and write the comparison and report. Every step is journaled in
 steps.md. This is what `make demo` runs with the bundled small model.
 """
 
@@ -13,9 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import Catalog
-from orchestrator.collect import DEFAULT_THRESHOLD, Comparison, compare
+from orchestrator.collect import Comparison, compare
 from orchestrator.errors import OrchError
+from orchestrator.evaluation.evaluate import (
+    Scored,
+    baseline_kinds,
+    evaluate_baseline,
+    evaluate_decodings,
+    record_evaluation,
+)
 from orchestrator.executors.base import COMPLETED
+from orchestrator.layout import ADAPTER, BASE
 from orchestrator.monitor import RunStatus, step_counts, wait
 from orchestrator.project import Project
 from orchestrator.submit import SubmitOptions, submit
@@ -31,9 +40,9 @@ class PipelineOptions:
 
     split: str = "test"
     batch_size: int = 8
-    baselines: bool = True  # the untrained base model and the rules labeler
-    sort: str = "all_fields_correct"
-    threshold: float = DEFAULT_THRESHOLD
+    baselines: bool = True  # the untrained base model and the task's model-free baselines
+    sort: str | None = None  # default: risk recall first where the task has a risk field
+    threshold: float | None = None  # default: the task's risk.min_recall
     command: str = ""
 
 
@@ -75,8 +84,9 @@ def run_pipeline(
     if opts.baselines:
         log(f"{plan.run.name}: scoring the untrained base model the same way ...")
         result.evaluations += _score_model(project, task, plan, opts, base=True, progress=progress)
-        log("scoring the rules labeler ...")
-        result.evaluations.append(_score_rules(project, task, opts))
+        for kind in baseline_kinds(task):
+            log(f"scoring the {kind} baseline ...")
+            result.evaluations.append(_score_baseline(project, task, kind, opts))
     result.comparison = compare(project, task, opts.sort, opts.threshold, opts.command)
     return result
 
@@ -90,16 +100,13 @@ def _on_training(status: RunStatus, progress: Progress | None, on_status) -> Non
 
 
 def _score_model(project: Project, task: Task, plan, opts: PipelineOptions, base: bool, progress):
-    from orchestrator.evaluation.evaluate import evaluate_decodings, record_evaluation
-
     phase = "scoring base model" if base else "scoring"
     results = evaluate_decodings(
         project,
         task,
-        project.resolve(str(plan.values["output_dir"])),
+        Scored(plan.run, BASE if base else ADAPTER),
         split=opts.split,
         batch_size=opts.batch_size,
-        base=base,
         progress=(lambda done, total: progress(phase, done, total)) if progress else None,
     )
     for result in results.values():
@@ -107,9 +114,7 @@ def _score_model(project: Project, task: Task, plan, opts: PipelineOptions, base
     return list(results.values())
 
 
-def _score_rules(project: Project, task: Task, opts: PipelineOptions):
-    from orchestrator.evaluation.evaluate import evaluate_rules, record_evaluation
-
-    result = evaluate_rules(project, task, opts.split)
+def _score_baseline(project: Project, task: Task, kind: str, opts: PipelineOptions):
+    result = evaluate_baseline(project, task, kind, opts.split)
     record_evaluation(project, result, None, opts.command)
     return result

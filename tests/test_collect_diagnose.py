@@ -9,7 +9,9 @@ from pathlib import Path
 from orchestrator.diagnose import diagnose
 from orchestrator.evaluation.metrics import score
 from orchestrator.fileio import write_json_atomic
+from orchestrator.layout import Run
 
+M = Run("m", "lora", "sft")
 BASE = {"depression_level": 1, "anxiety_level": 1, "student_distress_score": 3}
 
 
@@ -61,19 +63,22 @@ def test_collect_puts_runs_side_by_side_and_flags_low_risk_recall(project, catal
     result = orch("collect", "--sort", "all_fields_correct")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
+    majority = [r for r in rows if r["method"] == "majority baseline"]
+    assert len(majority) == 1 and majority[0]["model"] == "majority" and majority[0]["split"] == "test"
+    rows = [r for r in rows if r not in majority]
     assert [r["model"] for r in rows] == ["model-a", "model-b"]
     assert float(rows[0]["any_risk_recall"]) == 1.0 and float(rows[1]["any_risk_recall"]) == 0.5
-    assert rows[1]["risk_flag_low"] == "True" and rows[0]["risk_flag_low"] == "False"
+    assert rows[1]["risk_recall_low"] == "True" and rows[0]["risk_recall_low"] == "False"
     assert float(rows[1]["recall_suicidal"]) == 0.0 and rows[0]["steps"] == "100"
     assert float(rows[0]["train_loss"]) == 0.2 and float(rows[0]["eval_loss"]) == 0.5
     assert float(rows[0]["repaired_rate"]) == 1.0 and float(rows[0]["strict_rate"]) == 1.0
     html = (project.root / "reports/comparison.html").read_text()
-    assert html.count("<tr") == 3 and 'class="flagged"' in html
+    assert html.count("<tr") == 4 and 'class="flagged"' in html  # header, two runs, the majority baseline
     assert html.count('alt="loss curve" src="data:image/png;base64,') == 2
-    assert html.count('alt="risk confusion matrix" src="data:image/png;base64,') == 2
+    assert html.count('alt="risk confusion matrix" src="data:image/png;base64,') == 3
     md = (project.root / "reports/comparison.md").read_text()
     assert "| model-b | lora | constrained |" in md
-    assert "collected · all runs" in project.steps.read_text()
+    assert "collected · all runs · student_mental" in project.steps.read_text()
     index = (project.root / "reports/index.html").read_text()
     assert "<h2>Journal (steps/steps.md)</h2>" in index and 'href="../steps/steps.md"' in index
 
@@ -85,46 +90,46 @@ def test_collect_sorts_and_rejects_unknown_columns(project, catalog, orch):
     assert orch("collect", "--sort", "nonsense").exit_code == 2
 
 
-def test_diagnose_healthy_run(tmp_path):
+def test_diagnose_healthy_run(project, catalog):
     log, history = healthy_log()
-    run = fake_run(tmp_path, "m", log, history, checkpoints=2)
-    findings, verdict = diagnose(run)
+    fake_run(project.root, "m", log, history, checkpoints=2)
+    findings, verdict = diagnose(project, catalog.task(), M)
     levels = {f.topic: f.level for f in findings}
     assert levels["trend"] == "ok" and levels["overfit"] == "ok" and levels["checkpoints"] == "ok"
     assert levels["task"] == "warning" and "not evaluated" in verdict  # a low loss alone is no verdict
 
 
-def test_diagnose_sees_a_loss_reset(tmp_path):
+def test_diagnose_sees_a_loss_reset(project, catalog):
     log = [{"current_steps": s, "loss": loss} for s, loss in [(10, 3.69), (20, 1.2), (30, 0.6), (10, 3.69), (20, 1.3)]]
-    run = fake_run(tmp_path, "m", log, [{"step": 20, "loss": 1.3}])
-    findings, _ = diagnose(run)
+    fake_run(project.root, "m", log, [{"step": 20, "loss": 1.3}])
+    findings, _ = diagnose(project, catalog.task(), M)
     reset = [f for f in findings if f.topic == "reset"]
     assert reset and reset[0].level == "problem" and "restarted from scratch" in reset[0].message
     assert "step 30" in reset[0].message and "step 10" in reset[0].message
 
 
-def test_diagnose_sees_overfitting(tmp_path):
+def test_diagnose_sees_overfitting(project, catalog):
     log, history = healthy_log()
     history = [h for h in history if "eval_loss" not in h]
     history += [{"step": 30, "eval_loss": 0.9}, {"step": 60, "eval_loss": 0.7}, {"step": 100, "eval_loss": 1.1}]
-    run = fake_run(tmp_path, "m", log, history)
-    findings, _ = diagnose(run)
+    fake_run(project.root, "m", log, history)
+    findings, _ = diagnose(project, catalog.task(), M)
     overfit = [f for f in findings if f.topic == "overfit"][0]
     assert overfit.level == "problem" and "checkpoint-60" in overfit.message
 
 
-def test_task_metrics_decide_the_verdict(project, catalog, tmp_path):
+def test_task_metrics_decide_the_verdict(project, catalog):
     log, history = healthy_log()
-    run = fake_run(tmp_path, "m", log, history)
+    run = fake_run(project.root, "m", log, history)
     write_eval(catalog.task(), run, ["none", "none"], ["suicidal", "none"])
-    _, verdict = diagnose(run)
+    _, verdict = diagnose(project, catalog.task(), M)
     assert verdict.startswith("not usable: any-risk recall below")
 
 
 def test_rules_baseline_is_a_row_in_the_comparison(project, orch):
     result = orch("eval", "--rules")
     assert result.exit_code == 0, result.output
-    assert "saves/rules/baseline/sft/eval/test/rules/predictions.jsonl" in result.output
+    assert "saves/_baselines/student_mental/eval/test/rules/predictions.jsonl" in result.output
     assert orch("collect").exit_code == 0
     rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
     baseline = [r for r in rows if r["method"] == "rules baseline"]

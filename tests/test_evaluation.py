@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import TINY_ID
 
+from orchestrator.answers import extract
 from orchestrator.evaluation import decoding
-from orchestrator.evaluation.extract import extract
 from orchestrator.evaluation.metrics import categorical_metrics, ordinal_metrics, quadratic_weighted_kappa, score
 from orchestrator.evaluation.prompts import load_template, prompt_ids
 
@@ -273,7 +273,8 @@ def test_answer_pieces_tokenize_like_the_whole_answer(catalog, model_cache, smol
 @pytest.mark.parametrize("decodings", [(), ("free", "free"), ("constrained", "beam")])
 def test_bad_decodings_are_refused_before_loading_a_model(project, catalog, decodings):
     from orchestrator.errors import OrchError
-    from orchestrator.evaluation.evaluate import evaluate_decodings
+    from orchestrator.evaluation.evaluate import Scored, evaluate_decodings
+    from orchestrator.layout import Run
 
     with pytest.raises(OrchError, match="bad decodings"):
-        evaluate_decodings(project, catalog.task(), project.root / "no-such-run", decodings=decodings)
+        evaluate_decodings(project, catalog.task(), Scored(Run("no-such", "lora", "sft")), decodings=decodings)

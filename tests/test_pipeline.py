@@ -46,19 +46,22 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     assert metrics["constrained"]["model"] == "adapter" and metrics["free-base"]["model"] == "base"
     assert all(m["n"] == 10 for m in metrics.values())
     assert 0 < metrics["free"]["max_new_tokens"] <= 100
-    rules = json.loads((project.root / "saves/rules/baseline/sft/eval/test/rules/metrics.json").read_text())
-    assert rules["n"] == 10
+    baselines = project.root / "saves/_baselines/student_mental/eval/test"
+    rules = json.loads((baselines / "rules/metrics.json").read_text())
+    majority = json.loads((baselines / "majority/metrics.json").read_text())
+    assert rules["n"] == 10 and majority["n"] == 10 and majority["task"] == "student_mental"
     # One row per scored model and decoding, and the report with it.
     rows = result.comparison.rows
-    assert len(rows) == 5
-    assert sorted(r.values["decoding"] for r in rows) == sorted(["constrained", "free"] * 2 + ["rules"])
-    assert {r.values["method"] for r in rows} == {"lora", "base (untrained)", "rules baseline"}
+    assert len(rows) == 6
+    assert sorted(r.values["decoding"] for r in rows) == sorted(["constrained", "free"] * 2 + ["rules", "majority"])
+    assert {r.values["method"] for r in rows} == {"lora", "base (untrained)", "rules baseline", "majority baseline"}
     index = (project.root / "reports/index.html").read_text()
     assert index.count("<tr") >= 6 and "risk" in index
     # The journal says what was scored and what came out; the ledger keeps the trained run's evaluations.
     steps_md = project.steps.read_text()
     assert steps_md.count(f"evaluated · {SFT.name}") == 4
-    assert "evaluated · rules baseline" in steps_md and "collected · all runs" in steps_md
+    assert "evaluated · rules baseline · student_mental" in steps_md and "collected · all runs" in steps_md
+    assert "evaluated · majority baseline · student_mental" in steps_md
     assert "any-risk recall" in steps_md and "all fields right" in steps_md
     evaluated = [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "evaluated"]
     assert len(evaluated) == 4 and all(r["command"] == "pytest pipeline" for r in evaluated)

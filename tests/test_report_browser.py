@@ -61,8 +61,10 @@ def test_report_renders_in_chromium(project, catalog, orch, chromium, tmp_path):
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r'<table id="comparison">.*?</table>', dom.stdout, re.S).group(0)
-    assert body.count("<tr") == 3 and "model-a" in body and "model-b" in body
-    assert re.search(r'data-images-loaded="4"', dom.stdout), "the loss curves and confusion matrices did not load"
+    # header, the two runs and the majority baseline (the label prior as a row)
+    assert body.count("<tr") == 4 and "model-a" in body and "model-b" in body and "majority baseline" in body
+    # two loss curves, three risk confusion matrices (the baseline has no training curve)
+    assert re.search(r'data-images-loaded="5"', dom.stdout), "the loss curves and confusion matrices did not load"
     shot = tmp_path / "shot.png"
     result = subprocess.run(
         [

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator.datasets import ROLE_LABELS
+
 # Role prefixes of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role.
 ROLE_PREFIXES = {
     "user": ("来访者：", "来访者:", "求助者：", "求助者:"),
     "assistant": ("心理咨询师：", "心理咨询师:", "咨询师：", "支持者：", "支持者:"),
 }
-# How turns are written into a model input (the instruction says "心理咨询对话").
-ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.data import rules
+from orchestrator.answers import extract
 from orchestrator.data.dialogue import Dialogue
 from orchestrator.data.pipeline import read_unified
-from orchestrator.errors import OrchError
-from orchestrator.evaluation.extract import extract
 from orchestrator.fileio import write_text_atomic
+from orchestrator.rules_labeler import load_rules
 from orchestrator.task import Task
 
 
@@ -200,15 +199,11 @@ def _write_outputs(task, dialogues, out, cache, key_of, transport_failures, teac
 
 
 def label_with_rules(task: Task, source: Path, out: Path) -> dict[str, Any]:
-    """The transparent lexicon baseline (student_mental's four labels only)."""
-    if set(task.field_names) != {"depression_level", "anxiety_level", "risk_flag", "student_distress_score"}:
-        raise OrchError(
-            f"the rules labeler knows the student_mental labels, not {task.name}'s",
-            fix="use a teacher (--endpoint, --model)",
-        )
+    """The transparent lexicon baseline: the task file's `baselines: rules:`, on the client's turns."""
+    labeler = load_rules(task)
     lines = []
     for d in read_unified(source):
-        labels = rules.label(d.client_text())
+        labels = labeler.label(d.client_text())
         lines.append(json.dumps({**d.to_json(), "labels": labels, "labeler": "rules"}, ensure_ascii=False))
     write_text_atomic(out, "".join(line + "\n" for line in lines))
     write_text_atomic(out.with_suffix(".failures.jsonl"), "")

@@ -186,6 +186,28 @@ def read_labeled(path: Path) -> list[Labeled]:
     return out
 
 
+def split_fractions(task: Task, spec: str | None = None) -> dict[str, float]:
+    """`train=0.8,val=0.1,test=0.1` as fractions (default: 10% for each declared split but train)."""
+    if not spec:
+        others = [s for s in task.datasets if s != "train"]
+        return {"train": 1 - 0.1 * len(others), **{s: 0.1 for s in others}}
+    fractions = {}
+    for part in spec.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            fractions[name.strip()] = float(value)
+        except ValueError:
+            fractions[name.strip()] = float("nan")
+        if not sep or not name.strip() or not 0 <= fractions[name.strip()] <= 1:
+            raise OrchError(
+                f"--split {spec!r}: {part!r} is not NAME=FRACTION with a fraction in [0, 1]",
+                fix="e.g. --split train=0.8,val=0.1,test=0.1",
+            )
+    if abs(sum(fractions.values()) - 1) > 1e-6:
+        raise OrchError(f"--split {spec!r}: the fractions sum to {sum(fractions.values()):g}, not 1")
+    return fractions
+
+
 def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root: Path) -> dict:
     """The task's SFT files, split deterministically and stratified on the risk field."""
     rows = [sft_row(task, item.dialogue, item.labels) for item in read_labeled(labeled)]
@@ -210,6 +232,21 @@ def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root
             field: dict(Counter(json.loads(r["output"])[field] for r in split_rows)),
         }
     return counts
+
+
+def model_cutoff(catalog: Any, model: str, method: str, task: Task) -> tuple[Path, str, int]:
+    """(tokenizer folder, chat template, cutoff_len) of a model's training config, for `check`."""
+    from orchestrator.models import resolve_model
+    from orchestrator.render import render_run
+
+    catalog.check_model(model)
+    from orchestrator.stages import TRAINING
+
+    values = render_run(catalog, model, method, task, stages=(TRAINING,))[TRAINING].values
+    resolved = resolve_model(catalog.project, str(values["model_name_or_path"]))
+    if resolved.path is None:
+        raise OrchError(f"{model}'s tokenizer is not available here", fix=resolved.download_hint(catalog.project))
+    return resolved.path, str(values["template"]), int(values.get("cutoff_len", 2048))
 
 
 def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = None) -> dict:
@@ -257,7 +294,7 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
 
 
 def _too_long(rows: list, path: Path, model_dir: Path, template: str, cutoff_len: int) -> list[dict[str, str]]:
-    from orchestrator.validation import llamafactory as lf
+    from orchestrator import lf_adapter as lf
     from orchestrator.validation.lengths import pair_lengths
 
     pairs, efficient_eos = pair_lengths(model_dir, template, path, None)

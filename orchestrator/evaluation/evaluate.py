@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +19,39 @@ from typing import Any
 import yaml
 
 from orchestrator import ledger, steps
-from orchestrator.datasets import check_rows
+from orchestrator.answers import extract
+from orchestrator.datasets import check_rows, client_text
 from orchestrator.errors import OrchError
 from orchestrator.evaluation import decoding
-from orchestrator.evaluation.extract import extract
 from orchestrator.evaluation.metrics import score, summary
 from orchestrator.evaluation.prompts import load_template, prompt_ids
 from orchestrator.fileio import write_json_atomic, write_text_atomic
+from orchestrator.layout import (
+    ADAPTER,
+    BASE,
+    BASELINE_KINDS,
+    LF_PREDICT,
+    MAJORITY,
+    MERGED,
+    RULES,
+    Layout,
+)
 from orchestrator.models import resolve_model
 from orchestrator.project import Project
-from orchestrator.runs import ORCH_CONFIG, Run, record_event
+from orchestrator.rules_labeler import has_rules, load_rules
+from orchestrator.runs import ORCH_CONFIG, Run, record_event, run_output_dir
+from orchestrator.stages import Event
 from orchestrator.task import Task
 
 DECODINGS = ("constrained", "free")
+MODEL_SUBJECTS = (ADAPTER, BASE, MERGED)
+SUBJECT_WORDS = {
+    ADAPTER: "the run",
+    BASE: "the untrained base model",
+    MERGED: "the merged model",
+    RULES: "the rules labeler",
+    MAJORITY: "the majority baseline",
+}
 
 
 @dataclass
@@ -69,35 +90,24 @@ def _quiet_libraries() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
-def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
-    """(model, tokenizer, template name) for a run's output_dir: its base model plus its adapter.
+def load_for_eval(project: Project, model_dir: Path, train_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
+    """(model, tokenizer, template name): the training run's base model plus its adapter, or a merged model.
 
-    A merged directory (`llamafactory-cli export` output, a full model) is loaded as it is, with the
-    template of the training run beside it (`../sft/orch_config.yaml`).
+    `train_dir` is the training run's output folder: its orch_config.yaml names the base model and
+    the chat template. A merged folder (`llamafactory-cli export` output, a full model) is loaded as it is.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_libraries()
-
-    if (output_dir / "config.json").is_file() and not (output_dir / "adapter_config.json").is_file():
-        sibling = output_dir.parent / "sft" / ORCH_CONFIG
-        if not sibling.is_file():
-            raise OrchError(
-                f"{project.relative(output_dir)} is a merged model without its training run beside it",
-                fix="evaluate the run it was exported from",
-            )
-        template = str(yaml.safe_load(sibling.read_text(encoding="utf-8"))["template"])
-        tokenizer = AutoTokenizer.from_pretrained(str(output_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(output_dir), dtype=torch.float32)
+    config = _training_config(project, train_dir)
+    template = str(config["template"])
+    if model_dir != train_dir:
+        if not (model_dir / "config.json").is_file():
+            raise OrchError(f"{project.relative(model_dir)} holds no merged model", fix="run the export stage first")
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         return model.eval(), tokenizer, template
-    config_path = output_dir / ORCH_CONFIG
-    if not config_path.is_file():
-        raise OrchError(
-            f"{project.relative(output_dir)} has no {ORCH_CONFIG}: not a run orch trained",
-            fix="train it with orch submit first",
-        )
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     resolved = resolve_model(project, str(config["model_name_or_path"]))
     if resolved.path is None:
         raise OrchError(
@@ -106,59 +116,70 @@ def load_for_eval(project: Project, output_dir: Path, base: bool = False) -> tup
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
     model = AutoModelForCausalLM.from_pretrained(str(resolved.path), dtype=torch.float32)
     if not base:
-        if not (output_dir / "adapter_config.json").is_file():
-            raise OrchError(f"{project.relative(output_dir)} has no adapter yet", fix="wait for training to finish")
+        if not (model_dir / "adapter_config.json").is_file():
+            raise OrchError(f"{project.relative(model_dir)} has no adapter yet", fix="wait for training to finish")
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(output_dir)).merge_and_unload()
-    return model.eval(), tokenizer, str(config["template"])
+        model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
+    return model.eval(), tokenizer, template
+
+
+def _training_config(project: Project, train_dir: Path) -> dict[str, Any]:
+    path = train_dir / ORCH_CONFIG
+    if not path.is_file():
+        raise OrchError(
+            f"{project.relative(train_dir)} has no {ORCH_CONFIG}: not a run orch trained",
+            fix="train it with orch submit first",
+        )
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def check_trained_on(project: Project, task: Task, train_dir: Path) -> None:
+    """Refuse to score a run on a task it was not trained for (its training dataset is another task's)."""
+    trained = str(_training_config(project, train_dir).get("dataset") or "")
+    expected = task.datasets["train"].name
+    if trained and expected not in [d.strip() for d in trained.split(",")]:
+        raise OrchError(
+            f"{project.relative(train_dir)} was trained on {trained!r}, not on task {task.name}'s {expected!r}",
+            fix=f"score it with its own task, or train MODEL for {task.name} (orch submit MODEL --task {task.name})",
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What an evaluation scores: a run's adapter, its untrained base model, or its merged model."""
+
+    run: Run  # the training run
+    subject: str = ADAPTER
+
+    def __post_init__(self) -> None:
+        if self.subject not in MODEL_SUBJECTS:
+            raise OrchError(f"cannot score subject {self.subject!r} with a model", fix=f"one of {MODEL_SUBJECTS}")
 
 
 def evaluate(
-    project: Project,
-    task: Task,
-    output_dir: Path,
-    *,
-    split: str = "test",
-    decoding_mode: str = "constrained",
-    limit: int | None = None,
-    batch_size: int = 4,
-    base: bool = False,
-    max_new_tokens: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    project: Project, task: Task, scored: Scored, *, decoding_mode: str = "constrained", **options: Any
 ) -> EvalResult:
     """Decode every example of the split one way, then score and write predictions and metrics."""
-    return evaluate_decodings(
-        project,
-        task,
-        output_dir,
-        decodings=(decoding_mode,),
-        split=split,
-        limit=limit,
-        batch_size=batch_size,
-        base=base,
-        max_new_tokens=max_new_tokens,
-        progress=progress,
-    )[decoding_mode]
+    return evaluate_decodings(project, task, scored, decodings=(decoding_mode,), **options)[decoding_mode]
 
 
 def evaluate_decodings(
     project: Project,
     task: Task,
-    output_dir: Path,
+    scored: Scored,
     *,
     decodings: tuple[str, ...] = DECODINGS,
     split: str = "test",
     limit: int | None = None,
     batch_size: int = 4,
-    base: bool = False,
     max_new_tokens: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, EvalResult]:
-    """Score a run (or its base model) with each decoding; both decodings share one encoding of each prompt.
+    """Score a run's adapter (or its base or merged model) with each decoding, one encoding of each prompt.
 
-    Free decoding stops after `max_new_tokens` (default: 1.5x the longest valid answer).
-    Results go to `<output_dir>/eval/<split>/<decoding>[-base]/`.
+    Free decoding stops after `max_new_tokens` (default: 1.5x the longest valid answer). Results go to
+    the scored model's output folder, `eval/<split>/<decoding>[-base]/` (the run layout decides).
     """
     import torch
 
@@ -166,7 +187,10 @@ def evaluate_decodings(
         raise OrchError(f"bad decodings {decodings!r}", fix=f"each of {DECODINGS} at most once")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = gold_rows(project, task, split, limit)
-    model, tokenizer, template_name = load_for_eval(project, output_dir, base)
+    train_dir = run_output_dir(project, scored.run)
+    model_dir = run_output_dir(project, scored.run.sibling(Layout.scored_stage(scored.subject)))
+    check_trained_on(project, task, train_dir)
+    model, tokenizer, template_name = load_for_eval(project, model_dir, train_dir, scored.subject == BASE)
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     started = time.perf_counter()
@@ -187,17 +211,22 @@ def evaluate_decodings(
     results = {}
     for mode, items in decoded.items():
         meta = {
+            **_identity(task, scored.run, scored.subject),
             "split": split,
             "decoding": mode,
-            "model": "base" if base else "adapter",
             "seconds": seconds,
             "examples_per_second": len(rows) / seconds if seconds else None,
             "max_new_tokens": budget if mode == "free" else None,
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
         }
-        out_dir = output_dir / "eval" / split / (f"{mode}-base" if base else mode)
+        out_dir = model_dir / Layout.eval_subpath(split, mode, scored.subject)
         results[mode] = _write(task, rows, [d.raw for d in items], [d.probabilities for d in items], out_dir, meta)
     return results
+
+
+def _identity(task: Task, run: Run | None, subject: str) -> dict[str, Any]:
+    """What every metrics.json says about what it scored (the comparison groups and filters by it)."""
+    return {"task": task.name, "run": run.name if run else None, "subject": subject, "model": subject}
 
 
 def _write(
@@ -238,7 +267,7 @@ def _write(
     return EvalResult(predictions, metrics)
 
 
-def score_predictions_file(task: Task, path: Path, out_dir: Path | None = None) -> EvalResult:
+def score_predictions_file(project: Project, task: Task, path: Path) -> EvalResult:
     """Score LLaMA-Factory's generated_predictions.jsonl (`predict`, `label`) with the task metrics."""
     rows, raws = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -250,58 +279,64 @@ def score_predictions_file(task: Task, path: Path, out_dir: Path | None = None) 
             raise OrchError(f"{path}:{number}: the label is not a valid answer: {gold.errors}")
         rows.append({"id": f"{path.name}:{number}", "gold": gold.labels})
         raws.append(item.get("predict", ""))
-    return _write(
-        task,
-        rows,
-        raws,
-        [None] * len(rows),
-        out_dir or path.parent / "eval-llamafactory",
-        {"decoding": "llamafactory-predict", "source": str(path)},
-    )
+    meta = {**_identity(task, None, LF_PREDICT), "decoding": "llamafactory-predict", "source": str(path)}
+    return _write(task, rows, raws, [None] * len(rows), Layout(project).predictions_eval_dir(path), meta)
 
 
-RULES_DIR = ("rules", "baseline", "sft")  # saves/rules/baseline/sft/eval/...: collect lists it like any run
+def baseline_labels(project: Project, task: Task, kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A model-free labeler of a row: the majority of the training labels, or the task's rules lexicons."""
+    if kind == MAJORITY:
+        constant = majority_labels(gold_rows(project, task, "train"), task)
+        return lambda _row: constant
+    if kind == RULES:
+        labeler = load_rules(task)
+        return lambda row: labeler.label(client_text(str(row.get("input", ""))))
+    raise OrchError(f"unknown baseline {kind!r}", fix=f"one of {', '.join(BASELINE_KINDS)}")
 
 
-def evaluate_rules(project: Project, task: Task, split: str = "test", limit: int | None = None) -> EvalResult:
-    """Score the rules labeler (the lexicon baseline) on a split, as a row for `orch collect`."""
-    from orchestrator.data import rules
-    from orchestrator.data.dialogue import ROLE_LABELS
+def majority_labels(rows: list[dict[str, Any]], task: Task) -> dict[str, Any]:
+    """Each field's most frequent gold label (ties: the first allowed value): the label prior as a constant."""
+    if not rows:
+        raise OrchError(f"task {task.name}'s train split is empty: no majority to take", fix="prepare the data first")
+    out = {}
+    for name in task.field_names:
+        counts = Counter(row["gold"][name] for row in rows)
+        order = {value: i for i, value in enumerate(task.field_values(name))}
+        out[name] = min(counts, key=lambda v: (-counts[v], order.get(v, len(order))))
+    return out
 
+
+def baseline_kinds(task: Task) -> tuple[str, ...]:
+    """The baselines a task has: the majority always, the rules labeler when its file names lexicons."""
+    return (MAJORITY, RULES) if has_rules(task) else (MAJORITY,)
+
+
+def evaluate_baseline(
+    project: Project, task: Task, kind: str, split: str = "test", limit: int | None = None
+) -> EvalResult:
+    """Score a model-free baseline on a split, as a row for `orch collect`."""
+    labeler = baseline_labels(project, task, kind)
     rows = gold_rows(project, task, split, limit)
-    client = ROLE_LABELS["user"] + "："
     started = time.perf_counter()
-    raws = []
-    for row in rows:
-        text = "\n".join(
-            line[len(client) :] for line in str(row.get("input", "")).splitlines() if line.startswith(client)
-        )
-        raws.append(task.canonical_answer(rules.label(text)))
+    raws = [task.canonical_answer(labeler(row)) for row in rows]
     seconds = time.perf_counter() - started
-    out_dir = project.resolve(project.saves_setting).joinpath(*RULES_DIR, "eval", split, "rules")
-    return _write(
-        task,
-        rows,
-        raws,
-        [None] * len(rows),
-        out_dir,
-        {
-            "split": split,
-            "decoding": "rules",
-            "model": "rules",
-            "seconds": seconds,
-            "examples_per_second": len(rows) / seconds if seconds else None,
-        },
-    )
+    meta = {
+        **_identity(task, None, kind),
+        "split": split,
+        "decoding": kind,
+        "seconds": seconds,
+        "examples_per_second": len(rows) / seconds if seconds else None,
+    }
+    return _write(task, rows, raws, [None] * len(rows), Layout(project).baseline_dir(task.name, kind, split), meta)
 
 
 def record_evaluation(project: Project, result: EvalResult, run: Run | None, command: str = "") -> None:
     """An `evaluated` entry in steps.md with the headline numbers; in the ledger too for a trained run.
 
-    `run` None is the rules baseline (no job, nothing to resume: steps.md only).
+    `run` None is a model-free baseline (no job, nothing to resume: steps.md only).
     """
     metrics = result.metrics
-    who = {"base": "the untrained base model", "rules": "the rules labeler"}.get(metrics.get("model"), "the run")
+    who = SUBJECT_WORDS.get(metrics.get("subject"), "the run")
     message = f"{who} scored on the {metrics.get('split')} split ({metrics.get('decoding')} decoding)"
     fields = {
         "message": message,
@@ -310,10 +345,11 @@ def record_evaluation(project: Project, result: EvalResult, run: Run | None, com
         "table": "\n".join(f"- {line}" for line in summary(metrics).splitlines()),
     }
     if run is not None:
-        record_event(project, run, "evaluated", **fields)
+        record_event(project, run, Event.EVALUATED, **fields)
     else:
+        subject = f"{metrics.get('subject')} baseline · {metrics.get('task')}"
         steps.append_entry(
             project.templates,
             project.steps,
-            {"time": ledger.now(), "event": "evaluated", "run": "rules baseline", **fields},
+            {"time": ledger.now(), "event": Event.EVALUATED, "run": subject, **fields},
         )

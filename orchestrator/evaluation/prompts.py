@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator import lf_adapter as lf
 from orchestrator.datasets import user_content
-from orchestrator.validation import llamafactory as lf
 
 
 def load_template(tokenizer: Any, template_name: str) -> Any:

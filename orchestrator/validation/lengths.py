@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import lf_adapter as lf
 from orchestrator.datasets import ALPACA_COLUMNS, check_rows, user_content
-from orchestrator.validation import llamafactory as lf
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,10 @@ class ConfigUnderTest:
 
 def stage_of(values: dict[str, Any]) -> str:
     """Which kind of run a config describes: export, predict or (any) training."""
-    if values.get("export_dir"):
-        return "export"
+    from orchestrator import stages
+
+    if values.get(stages.EXPORT.output_key):
+        return stages.EXPORT.name
     if values.get("do_predict") and not values.get("do_train"):
-        return "predict"
-    return "sft"
+        return stages.PREDICT.name
+    return stages.TRAINING

@@ -16,14 +16,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator import lf_adapter as lf
+from orchestrator import stages
 from orchestrator.datasets import check_rows
 from orchestrator.models import ModelSource, resolve_model
 from orchestrator.outputs import OutputState, output_status
+from orchestrator.stages import TRAINING
 from orchestrator.task import Task
-from orchestrator.validation import llamafactory as lf
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+EXPORT = stages.EXPORT.name
 Rule = Callable[[ConfigUnderTest, "Context"], Iterator[Problem]]
 
 # Names people reach for that LLaMA-Factory does not have (difflib alone picks qwen2_vl).
@@ -58,7 +61,7 @@ class Context:
 def llamafactory_parser(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """LLaMA-Factory's HfArgumentParser and checks accept the config."""
     values = dict(cfg.values)
-    if cfg.stage != "export" and not _has_cuda():
+    if cfg.stage != EXPORT and not _has_cuda():
         # Precision flags are checked against the GPU node the job runs on, not this machine.
         for key in ("bf16", "fp16", "pure_bf16"):
             if values.get(key):
@@ -83,7 +86,7 @@ def _parser_problems(cfg: ConfigUnderTest, message: str) -> Iterator[Problem]:
         for key in re.findall(r"'([^']+)'", unknown.group(1)):
             close = difflib.get_close_matches(key, known, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "remove it"
-            if cfg.stage == "export" and key in lf.argument_types("sft"):
+            if cfg.stage == EXPORT and key in lf.argument_types(TRAINING):
                 hint = "a training key has no place in an export config: move it under `sft:` in the template"
             yield Problem(ERROR, "llamafactory-args", cfg.where(key), f"unknown key for a {cfg.stage} config", hint)
         return
@@ -161,7 +164,7 @@ def quantization(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             "needs bitsandbytes, which is not installed",
             "pip install bitsandbytes",
         )
-    if cfg.stage == "export":
+    if cfg.stage == EXPORT:
         yield Problem(
             ERROR,
             "quantization",
@@ -239,7 +242,7 @@ def _dataset_names(cfg: ConfigUnderTest, keys: tuple[str, ...] = ("dataset", "ev
 # --- datasets -----------------------------------------------------------------
 def datasets(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """Every dataset is declared, its file exists, its columns match, its answers fit the schema."""
-    if cfg.stage == "export":
+    if cfg.stage == EXPORT:
         return
     names = _dataset_names(cfg)
     if not names:
@@ -382,7 +385,7 @@ def model_path(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
 # --- token lengths against cutoff_len ------------------------------------------
 def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """No training answer is cut by cutoff_len (LLaMA-Factory's own truncation rule)."""
-    if cfg.stage == "export" or not cfg.values.get("template") or cfg.values.get("template") not in lf.templates():
+    if cfg.stage == EXPORT or not cfg.values.get("template") or cfg.values.get("template") not in lf.templates():
         return
     resolved = resolve_model(cfg.project, str(cfg.values.get("model_name_or_path", "")))
     if not resolved.available:
@@ -396,8 +399,8 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         return
     from orchestrator.validation.lengths import measure
 
-    key = "dataset" if cfg.stage == "sft" else "eval_dataset"
-    for name in _dataset_names(cfg, (key,)):
+    key = stages.get(cfg.stage).data_keys[:1]
+    for name in _dataset_names(cfg, key):
         entry = info.get(name) or {}
         path = info_path.parent / entry.get("file_name", "")
         if not path.is_file():
@@ -426,7 +429,7 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
 # --- output_dir ---------------------------------------------------------------
 def output_dir(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """Say what a training job will do with its output_dir: start, resume, or refuse."""
-    if cfg.stage != "sft" or not cfg.values.get("output_dir"):
+    if not stages.get(cfg.stage).trains or not cfg.values.get("output_dir"):
         return
     path = cfg.path("output_dir")
     status = output_status(path)

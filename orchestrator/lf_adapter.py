@@ -1,4 +1,6 @@
-"""Everything validation asks of LLaMA-Factory itself, imported once and lazily."""
+"""The LLaMA-Factory adapter: the only module that touches its internals (argument parser and
+dataclasses, chat template registry and encoding, sequence-length rule), imported once and lazily.
+"""
 
 from __future__ import annotations
 
@@ -40,10 +42,17 @@ def parse(values: dict[str, Any], stage: str, cwd: os.PathLike | str) -> None:
         from llamafactory.hparams import get_infer_args, get_train_args
 
         with _cwd(cwd):
-            if stage == "export":
+            if _is_export(stage):
                 get_infer_args(dict(values))
             else:
                 get_train_args(dict(values))
+
+
+def _is_export(stage: str) -> bool:
+    """`llamafactory-cli export` parses with the inference arguments, every other command with training's."""
+    from orchestrator import stages
+
+    return stages.get(stage).command == "export"
 
 
 @cache
@@ -65,7 +74,7 @@ def argument_types(stage: str) -> dict[str, Any]:
     with _quiet():
         from llamafactory.hparams import parser
 
-    classes = parser._INFER_ARGS if stage == "export" else parser._TRAIN_ARGS
+    classes = parser._INFER_ARGS if _is_export(stage) else parser._TRAIN_ARGS
     out: dict[str, Any] = {}
     for cls in classes:
         try:

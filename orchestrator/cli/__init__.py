@@ -1,0 +1,51 @@
+"""`orch`: the command line, a thin layer over the Python API (one module per command group).
+
+Every command parses its arguments, calls the API and prints; every decision
+lives in the API that the tests call directly. Bad input is one clear message
+and exit code 2 (`ORCH_DEBUG=1` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from orchestrator.errors import OrchError
+
+
+class Group(click.Group):
+    """Turns an OrchError anywhere below into a clean message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OrchError as exc:
+            if os.environ.get("ORCH_DEBUG") == "1":
+                raise
+            click.echo(f"error: {exc.render()}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="orch")
+def cli() -> None:
+    """Fine-tune small base models with LLaMA-Factory into a structured-output assessor."""
+
+
+def _register() -> None:
+    from orchestrator.cli import configs, data, jobs, models, scoring
+
+    for module in (configs, jobs, scoring):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    cli.add_command(data.data)
+    cli.add_command(models.models)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()

@@ -1,0 +1,149 @@
+"""`orch data ...`: the data pipeline, raw corpora to the task's SFT dataset."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.cli import Group
+from orchestrator.cli.common import catalog, task_option
+from orchestrator.cli.ui import progress
+from orchestrator.errors import OrchError
+
+
+@click.group(cls=Group)
+def data() -> None:
+    """The data pipeline: raw corpora to the task's SFT dataset."""
+
+
+@data.command("normalize")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="unified.jsonl to write.")
+@click.option("--format", "fmt", default=None, help="Force one format (default: detected per file).")
+def data_normalize(sources, out, fmt) -> None:
+    """Raw corpora -> one unified, cleaned, anonymised, deduplicated dialogue file (+ stats.json)."""
+    from orchestrator.data.pipeline import normalize
+
+    summary = normalize(list(sources), out, fmt, progress=lambda m: click.echo(m, err=True))
+    click.echo(
+        f"{summary['dialogues']} dialogues -> {out}; dropped {summary['dropped_dialogues']}; "
+        f"anonymized {summary['anonymized']}; stats: {out.with_name('stats.json')}"
+    )
+
+
+@data.command("select")
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--min-assistant-chars", type=int, default=None)
+@click.option("--max-chars", type=int, default=None)
+@click.option("--max-turns", type=int, default=None)
+@task_option
+def data_select(source, out, min_assistant_chars, max_chars, max_turns, task) -> None:
+    """The scenario subset (filters from the task file's `data.select`), tail-truncated."""
+    from orchestrator.data.pipeline import select
+
+    config = dict((catalog().task(task).raw.get("data") or {}).get("select") or {})
+    overrides = {"min_assistant_chars": min_assistant_chars, "max_chars": max_chars, "max_turns": max_turns}
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    summary = select(source, out, config)
+    click.echo(
+        f"{summary['dialogues']} of {summary['input']} kept -> {out}; dropped {summary['dropped']}; "
+        f"truncated {summary['truncated']}"
+    )
+
+
+@data.command("label")
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--labeler", type=click.Choice(["teacher", "rules"]), default="teacher", show_default=True)
+@click.option("--endpoint", default=None, help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+@click.option("--model", "teacher_model", default=None, help="The teacher model name at the endpoint.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
+@click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option("--rate", type=float, default=None, help="Max requests per second.")
+@click.option("--retries", type=int, default=4, show_default=True)
+@click.option("--limit", type=int, default=None)
+@task_option
+def data_label(
+    source, out, labeler, endpoint, teacher_model, api_key_env, concurrency, rate, retries, limit, task
+) -> None:
+    """Add the labels: a teacher model (cached, resumable) or the task's rules labeler."""
+    from orchestrator.data.label import Teacher, label_with_rules, label_with_teacher
+
+    task_obj = catalog().task(task)
+    if labeler == "rules":
+        summary = label_with_rules(task_obj, source, out)
+    else:
+        if not endpoint or not teacher_model:
+            raise OrchError("a teacher needs --endpoint and --model", fix="or use --labeler rules")
+        with progress("labeling") as update:
+            summary = label_with_teacher(
+                task_obj,
+                source,
+                out,
+                Teacher(endpoint, teacher_model, api_key_env),
+                concurrency=concurrency,
+                rate=rate,
+                retries=retries,
+                progress=update,
+                limit=limit,
+            )
+    click.echo(
+        f"labeled {summary['labeled']}, failed {summary['failed']} (listed in "
+        f"{out.with_suffix('.failures.jsonl')}) -> {out}"
+    )
+
+
+@data.command("prepare")
+@click.argument("labeled", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--split",
+    "split_spec",
+    default=None,
+    help="e.g. train=0.8,val=0.1,test=0.1 (default: the task's splits, 10% each but train).",
+)
+@task_option
+def data_prepare(labeled, split_spec, task) -> None:
+    """Write the task's SFT files with deterministic stratified splits; update dataset_info.json."""
+    from orchestrator.data.pipeline import prepare, split_fractions
+    from orchestrator.render import render_dataset_info, write_files
+
+    cat = catalog()
+    task_obj = cat.task(task)
+    counts = prepare(task_obj, labeled, split_fractions(task_obj, split_spec), cat.project.root)
+    write_files({cat.project.configs / "dataset_info.json": render_dataset_info(cat)})
+    for split, info in counts.items():
+        click.echo(f"{split}: {info}")
+
+
+@data.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--model", "model_name", default=None, help="Also flag rows too long for this model's cutoff_len.")
+@click.option("--method", default="lora", show_default=True)
+@task_option
+def data_check(files, as_json, model_name, method, task) -> None:
+    """Every bad row with its line and reason, label distributions, duplicates, overlap between files."""
+    from orchestrator.data.pipeline import check, model_cutoff
+
+    cat = catalog()
+    task_obj = cat.task(task)
+    cutoff = model_cutoff(cat, model_name, method, task_obj) if model_name else None
+    report = check(task_obj, list(files), cutoff)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        for path, info in report["files"].items():
+            click.echo(
+                f"{path}: {info['rows']} rows, {len(info['problems'])} bad, {info['duplicate_inputs']} duplicate inputs"
+            )
+            for problem in info["problems"][:50]:
+                click.echo(f"  {problem['where']}: {problem['message']}")
+            for name, dist in info["labels"].items():
+                click.echo(f"  {name}: {dist}")
+        for pair, shared in report["overlap"].items():
+            click.echo(f"OVERLAP {pair}: {shared} shared inputs")
+    sys.exit(0 if report["ok"] else 1)

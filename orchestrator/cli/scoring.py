@@ -1,0 +1,129 @@
+"""`orch eval`, `orch collect`, `orch diagnose`: which model is best, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.common import catalog, command_line, task_option
+from orchestrator.cli.ui import progress
+from orchestrator.errors import OrchError
+
+
+@click.command("eval")
+@click.argument("run", required=False)
+@click.option("--split", default="test", show_default=True, help="Task split to score.")
+@click.option(
+    "--decoding",
+    type=click.Choice(["constrained", "free", "both"]),
+    default="constrained",
+    show_default=True,
+    help="both: constrained and free from one encoding of each prompt.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N examples.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Free decoding's limit (default: 1.5x the longest answer)."
+)
+@click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
+@click.option("--merged", is_flag=True, help="Score the merged model (the export stage's output) instead.")
+@click.option("--rules", "rules_baseline", is_flag=True, help="Score the task's rules labeler (no model).")
+@click.option("--majority", is_flag=True, help="Score the majority baseline: each field's most frequent label.")
+@click.option(
+    "--predictions",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
+)
+@task_option
+def eval_cmd(
+    run, split, decoding, limit, batch_size, max_new_tokens, base, merged, rules_baseline, majority, predictions, task
+):
+    """Score a run on its task: valid JSON by construction (constrained) or extracted (free)."""
+    from orchestrator.evaluation.evaluate import (
+        Scored,
+        evaluate_baseline,
+        evaluate_decodings,
+        record_evaluation,
+        score_predictions_file,
+    )
+    from orchestrator.evaluation.metrics import summary
+    from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, RULES
+    from orchestrator.stages import TRAINING
+
+    cat = catalog()
+    parsed = cat.layout.parse_run(run, task) if run else None
+    task_obj = cat.task(cat.layout.task_of(parsed) if parsed else task)
+    if base and merged:
+        raise OrchError("--base and --merged score different models", fix="pick one")
+    if predictions is not None:
+        results = [score_predictions_file(cat.project, task_obj, predictions.resolve())]
+    elif rules_baseline or majority:
+        kinds = [k for k, on in ((MAJORITY, majority), (RULES, rules_baseline)) if on]
+        results = [evaluate_baseline(cat.project, task_obj, kind, split, limit) for kind in kinds]
+    else:
+        if parsed is None:
+            raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE, --rules or --majority")
+        subject = BASE if base else MERGED if merged else ADAPTER
+        decodings = ("constrained", "free") if decoding == "both" else (decoding,)
+        with progress(f"{decoding} decoding") as update:
+            results = list(
+                evaluate_decodings(
+                    cat.project,
+                    task_obj,
+                    Scored(parsed.sibling(TRAINING), subject),
+                    decodings=decodings,
+                    split=split,
+                    limit=limit,
+                    batch_size=batch_size,
+                    max_new_tokens=max_new_tokens,
+                    progress=update,
+                ).values()
+            )
+    for result in results:
+        if predictions is None:
+            trained = parsed.sibling(TRAINING) if parsed and not (rules_baseline or majority) else None
+            record_evaluation(cat.project, result, trained, command_line())
+        if len(results) > 1:
+            click.echo(f"-- {result.metrics['decoding']}")
+        click.echo(summary(result.metrics))
+        click.echo(f"predictions: {cat.project.relative(result.predictions)}")
+
+
+@click.command()
+@click.option("--sort", default=None, help="Column to sort by, best first (default: risk recall, else all correct).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Flag any-risk recall below (default: the task's).",
+)
+@task_option
+def collect(sort: str | None, threshold: float | None, task: str | None) -> None:
+    """Put every evaluation of a task side by side (with its majority baseline): comparison.{md,csv,html}."""
+    from orchestrator.collect import compare
+
+    cat = catalog()
+    result = compare(cat.project, cat.task(task), sort, threshold, command=command_line())
+    click.echo(result.table)
+    for kind, path in result.paths.items():
+        click.echo(f"{kind}: {cat.project.relative(path)}")
+
+
+@click.command("diagnose")
+@click.argument("run")
+@task_option
+def diagnose_cmd(run: str, task: str | None) -> None:
+    """Explain a run: loss level and trend, over-fitting, resets, checkpoints, task metrics."""
+    from orchestrator.diagnose import diagnose
+
+    cat = catalog()
+    parsed = cat.layout.parse_run(run, task)
+    findings, verdict = diagnose(cat.project, cat.task(cat.layout.task_of(parsed)), parsed)
+    for finding in findings:
+        click.echo(f"{finding.level.upper():8} {finding.topic:12} {finding.message}")
+    click.echo(f"verdict: {verdict}")
+
+
+COMMANDS = (eval_cmd, collect, diagnose_cmd)

@@ -1,0 +1,71 @@
+"""The one table of stage facts, and the names of the events a run's history is made of.
+
+Every module that needs to know how a stage runs, where its output goes, what
+its rendered config is called or which data it reads asks this table; no
+stage name is spelled out anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.errors import OrchError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What orch knows about one LLaMA-Factory stage."""
+
+    name: str  # the run's stage: model/method/<name>
+    command: str  # `llamafactory-cli <command> config.yaml`
+    config_prefix: str  # rendered file `<prefix>_<model>_<method>[_<task>].yaml`
+    output_key: str  # the config key holding the stage's output folder
+    folder: str  # the output folder's name in the run layout
+    data_keys: tuple[str, ...]  # config keys naming the datasets it reads
+    trains: bool  # writes checkpoints: resumable, never silently restarted
+    chainable: bool  # may follow training with `--then`
+
+
+SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True, False)
+PREDICT = Stage("predict", "train", "predict", "output_dir", "predict", ("eval_dataset",), False, True)
+EXPORT = Stage("export", "export", "export", "export_dir", "merged", (), False, True)
+
+TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PREDICT, EXPORT)}
+NAMES: tuple[str, ...] = tuple(TABLE)
+CHAINABLE: tuple[str, ...] = tuple(s.name for s in TABLE.values() if s.chainable)
+TRAINING = SFT.name
+
+
+def get(name: str) -> Stage:
+    """The stage called `name`, or a clear error listing the known ones."""
+    if name not in TABLE:
+        raise OrchError(f"unknown stage {name!r}", fix=f"stages: {', '.join(NAMES)}")
+    return TABLE[name]
+
+
+def by_prefix(prefix: str) -> Stage | None:
+    """The stage whose rendered configs start with `prefix_` (None if no stage does)."""
+    return next((s for s in TABLE.values() if s.config_prefix == prefix), None)
+
+
+class Event:
+    """The events of a run's history (ledger `event` field, steps.md headings)."""
+
+    SUBMITTED = "submitted"
+    STARTED = "started"
+    RESUMED = "resumed"
+    REQUEUED = "requeued"
+    RESTARTED = "restarted"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    EVALUATED = "evaluated"
+    COLLECTED = "collected"
+
+    STARTS = (STARTED, RESUMED, REQUEUED)
+    # What the job itself writes when it ends: authoritative over a later reconciliation.
+    OWN_ENDINGS = (FINISHED, FAILED, INTERRUPTED)
+    # A job's last word: after one of these nothing is reconciled for it (interrupted may be requeued).
+    TERMINAL = (FINISHED, FAILED, CANCELLED, TIMEOUT)
