@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from conftest import TINY_ID, cancel_everything
@@ -208,8 +209,14 @@ def test_local_cpu_run_refuses_bf16(project, catalog):
         submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
 
 
-def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster):
-    """A 2-minute limit with the requeue signal 60 s before it: the job requeues itself and resumes."""
+def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster, monkeypatch):
+    """A 2-minute limit with the requeue signal 60 s before it: the job requeues itself and resumes.
+
+    Steps are paced (tests/pacer: 0.1 s each, 70 s for 700 steps) so that training outlasts the
+    first signal on any machine; a fast machine would otherwise finish before it.
+    """
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "pacer"))
+    monkeypatch.setenv("ORCH_TEST_STEP_SECONDS", "0.1")
     opts = SubmitOptions(
         method="lora",
         executor="slurm",
