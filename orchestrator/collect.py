@@ -108,21 +108,28 @@ def evaluated(project: Project, task: Task) -> list[tuple[Path, dict[str, Any], 
     return found
 
 
-def ensure_majority(project: Project, task: Task, splits: set[str]) -> None:
-    """Score the majority baseline on every split that has evaluations (cheap: no model), so it is a row."""
+def with_majority(
+    project: Project, task: Task, found: list[tuple[Path, dict[str, Any], EvalIdentity]]
+) -> list[tuple[Path, dict[str, Any], EvalIdentity]]:
+    """The evaluations with the majority baseline scored afresh on each of their splits (cheap: no model).
+
+    Afresh, because the training labels it is taken from may have changed since it was last written.
+    """
     from orchestrator.evaluation.evaluate import evaluate_baseline
 
-    for split in sorted(splits):
-        if split in task.datasets:
-            evaluate_baseline(project, task, MAJORITY, split)
+    models = [item for item in found if item[2].subject != MAJORITY]
+    splits = sorted({str(m.get("split")) for _, m, _ in models} & set(task.datasets))
+    majority = [evaluate_baseline(project, task, MAJORITY, split) for split in splits]
+    return models + [
+        (r.predictions.parent / "metrics.json", r.metrics, EvalIdentity(task.name, None, MAJORITY)) for r in majority
+    ]
 
 
 def collect(project: Project, task: Task, sort: str | None = None, threshold: float | None = None) -> list[Row]:
     """Rows for every evaluation of `task` (with the majority baseline), sorted best first, risk flagged."""
     threshold = task.min_risk_recall if threshold is None else threshold
-    splits = {str(m.get("split")) for _, m, i in evaluated(project, task) if i.subject != MAJORITY}
-    ensure_majority(project, task, splits)
-    rows = [row_for(project, task, path, metrics, ident) for path, metrics, ident in evaluated(project, task)]
+    found = with_majority(project, task, evaluated(project, task))
+    rows = [row_for(project, task, path, metrics, ident) for path, metrics, ident in found]
     if task.has_risk:
         for row in rows:
             recall = row.values.get("any_risk_recall")

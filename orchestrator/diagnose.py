@@ -133,7 +133,7 @@ def checkpoint_findings(run_dir: Path) -> list[Finding]:
 
 def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding], str | None]:
     """What orch eval measured for the run's task, and the verdict it supports (baselines are references only)."""
-    from orchestrator.collect import ensure_majority, evaluated
+    from orchestrator.collect import evaluated
 
     found = [(m, i) for _, m, i in evaluated(project, task) if i.run == run.sibling(stages.TRAINING)]
     scored = [(m, i) for m, i in found if i.subject in (ADAPTER, MERGED)]
@@ -145,8 +145,8 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
                 "not evaluated on the task: a low loss is not a good model; run `orch eval` (constrained and free)",
             )
         ], None
-    ensure_majority(project, task, {str(m.get("split")) for m, _ in scored})
-    majority = {m.get("split"): m for _, m, i in evaluated(project, task) if i.subject == MAJORITY}
+    splits = {str(m.get("split")) for m, _ in scored} & set(task.datasets)
+    majority = {split: m for split in splits if (m := _majority(project, task, split)) is not None}
     base = {(m.get("split"), m.get("decoding")): m for m, i in found if i.subject == BASE}
     threshold = task.min_risk_recall
     out, levels = [], []
@@ -178,6 +178,16 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     else:
         verdict = "valid on this split; rank it against the others (and the majority baseline) with orch collect"
     return out, verdict
+
+
+def _majority(project: Project, task: Task, split: str) -> dict[str, Any] | None:
+    """The majority baseline's metrics on a split, or None when the training labels cannot be read."""
+    from orchestrator.evaluation.evaluate import baseline_metrics
+
+    try:
+        return baseline_metrics(project, task, MAJORITY, split)
+    except OrchError:
+        return None
 
 
 def _pct(value: Any) -> str:

@@ -122,8 +122,6 @@ class Layout:
 
     def owns(self, path: Path, run: Run) -> bool:
         """Whether `path` is the run's own output folder under the saves root (the only folder orch moves aside)."""
-        if run.model.startswith("_") or TASK_SEP in run.model + run.method:
-            return False
         return path.resolve() == self.output_dir(run).resolve()
 
     # --- evaluations -------------------------------------------------------
@@ -136,10 +134,6 @@ class Layout:
     def eval_subpath(split: str, decoding: str, subject: str = ADAPTER) -> Path:
         """An evaluation's folder inside the scored model's output folder."""
         return Path(EVAL, split, f"{decoding}-base" if subject == BASE else decoding)
-
-    def eval_dir(self, run: Run, split: str, decoding: str, subject: str = ADAPTER) -> Path:
-        """Where an evaluation of a run is written, when the run's outputs are where the layout puts them."""
-        return self.output_dir(run.sibling(self.scored_stage(subject))) / self.eval_subpath(split, decoding, subject)
 
     def baseline_dir(self, task: str, kind: str, split: str) -> Path:
         """Where a model-free baseline of a task is scored."""
@@ -168,7 +162,7 @@ class Layout:
 
     def identify(self, metrics_path: Path, metrics: dict[str, Any]) -> EvalIdentity:
         """Which task, run and subject a metrics.json belongs to (older files: read from the path)."""
-        subject = str(metrics.get("subject") or metrics.get("model") or ADAPTER)
+        subject = str(metrics.get("subject") or metrics.get("model") or ADAPTER)  # "model": files before subjects
         rel = metrics_path.resolve().relative_to(self.saves_root.resolve()).parts
         if metrics.get("run"):
             try:

@@ -183,11 +183,11 @@ def render_all(
     catalog: Catalog,
     models: list[str],
     methods: list[str],
-    tasks: Task | list[Task],
+    tasks: list[Task],
 ) -> dict[Path, str]:
     """Every file `orch render` writes for these models, methods and tasks, by path."""
     files: dict[Path, str] = {catalog.project.configs / DATASET_INFO: render_dataset_info(catalog)}
-    for task in [tasks] if isinstance(tasks, Task) else tasks:
+    for task in tasks:
         for model in models:
             for method in methods:
                 for config in render_run(catalog, model, method, task).values():

@@ -22,8 +22,6 @@ from orchestrator.stages import Event
 
 ORCH_CONFIG = "orch_config.yaml"  # the config a training output_dir was started with
 
-__all__ = ["ORCH_CONFIG", "Run", "record_event", "last_submission", "known_runs", "move_aside"]
-
 
 def record_event(project: Project, run: Run, event: str, **fields: Any) -> dict[str, Any]:
     """Append an event to the ledger and an entry to steps.md."""

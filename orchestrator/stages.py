@@ -22,17 +22,16 @@ class Stage:
     output_key: str  # the config key holding the stage's output folder
     folder: str  # the output folder's name in the run layout
     data_keys: tuple[str, ...]  # config keys naming the datasets it reads
-    trains: bool  # writes checkpoints: resumable, never silently restarted
-    chainable: bool  # may follow training with `--then`
+    trains: bool  # writes checkpoints: resumable, never silently restarted; every other stage follows one
 
 
-SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True, False)
-PREDICT = Stage("predict", "train", "predict", "output_dir", "predict", ("eval_dataset",), False, True)
-EXPORT = Stage("export", "export", "export", "export_dir", "merged", (), False, True)
+SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True)
+PREDICT = Stage("predict", "train", "predict", "output_dir", "predict", ("eval_dataset",), False)
+EXPORT = Stage("export", "export", "export", "export_dir", "merged", (), False)
 
 TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PREDICT, EXPORT)}
 NAMES: tuple[str, ...] = tuple(TABLE)
-CHAINABLE: tuple[str, ...] = tuple(s.name for s in TABLE.values() if s.chainable)
+CHAINABLE: tuple[str, ...] = tuple(s.name for s in TABLE.values() if not s.trains)  # what `--then` may follow
 TRAINING = SFT.name
 
 

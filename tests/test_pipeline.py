@@ -43,7 +43,8 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     eval_root = project.root / "saves/tiny-qwen3/lora/sft/eval/test"
     metrics = {d: json.loads((eval_root / d / "metrics.json").read_text()) for d in EVAL_DIRS}
     assert metrics["constrained"]["valid_rate"] == 1.0 and metrics["constrained-base"]["valid_rate"] == 1.0
-    assert metrics["constrained"]["model"] == "adapter" and metrics["free-base"]["model"] == "base"
+    assert metrics["constrained"]["subject"] == "adapter" and metrics["free-base"]["subject"] == "base"
+    assert all(m["task"] == "student_mental" and m["run"] == SFT.name for m in metrics.values())
     assert all(m["n"] == 10 for m in metrics.values())
     assert 0 < metrics["free"]["max_new_tokens"] <= 100
     baselines = project.root / "saves/_baselines/student_mental/eval/test"

@@ -80,8 +80,8 @@ def test_qlora_quantizes_train_and_predict_but_not_export(catalog):
 
 def test_render_is_deterministic(catalog):
     task = catalog.task()
-    first = render_all(catalog, catalog.model_names(), catalog.method_names(), task)
-    second = render_all(Catalog(catalog.project), catalog.model_names(), catalog.method_names(), task)
+    first = render_all(catalog, catalog.model_names(), catalog.method_names(), [task])
+    second = render_all(Catalog(catalog.project), catalog.model_names(), catalog.method_names(), [task])
     assert first == second
     assert all("\n# Do not edit" in text for path, text in first.items() if path.suffix == ".yaml")
 

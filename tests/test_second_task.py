@@ -166,7 +166,9 @@ def test_second_task_runs_beside_the_first_and_never_touches_it(project, executo
     findings, verdict = diagnose(project, task, MOOD)
     task_lines = [f.message for f in findings if f.topic == "task"]
     assert task_lines and all("majority baseline" in m for m in task_lines)
-    assert "risk.min_recall" in verdict or verdict.startswith(("valid", "usable"))
+    recalls = [r.metrics["risk"]["any_risk_recall"] for k, r in results.items() if not k.endswith("-base")]
+    missed = any(r is not None and r < 0.5 for r in recalls)
+    assert verdict.startswith("not usable: any-risk recall below 50% (mood's risk.min_recall)") == missed, verdict
     diagnosed = orch("diagnose", "tiny-qwen3/lora@mood")
     assert diagnosed.exit_code == 0 and "verdict:" in diagnosed.stdout, diagnosed.output
     # student_mental's run and its evaluation were not touched.
@@ -206,9 +208,8 @@ def test_layout_is_the_only_owner_of_run_folders(project):
             assert layout.owns(layout.output_dir(run), run)
             assert config.values[key] not in seen, f"{task_name}/{stage} shares {seen.get(config.values[key])}"
             seen[config.values[key]] = f"{task_name}/{stage}"
-        assert layout.job_root(layout.run("tiny-qwen3", "lora", "sft", task_name)).name.endswith(
-            "" if task_name == "student_mental" else "_mood"
-        )
+        expected = "tiny-qwen3_lora_sft" + ("" if task_name == "student_mental" else "_mood")
+        assert layout.job_root(layout.run("tiny-qwen3", "lora", "sft", task_name)).name == expected
     sft = layout.run("tiny-qwen3", "lora", "sft")
     for foreign in (project.root / "data", project.root, layout.output_dir(sft).parent, layout.saves_root):
         assert not layout.owns(foreign, sft)

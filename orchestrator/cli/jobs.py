@@ -31,28 +31,36 @@ from orchestrator.project import find_project
 @click.option("--max-requeues", type=int, default=None, help="Upper bound on automatic requeues.")
 def submit(models, method, executor, task, sets, then, restart, allow_config_change, dry_run, **resources) -> None:
     """Render, validate and submit training (and chained predict/export) jobs."""
-    from orchestrator.executors import default_executor_name
-    from orchestrator.submit import SubmitOptions
     from orchestrator.submit import submit as do_submit
 
     cat = catalog()
-    for name in models:
-        cat.check_model(name)
-    cat.check_method(method)
     resources["time"] = resources.pop("time_limit")
-    opts = SubmitOptions(
+    opts = _submit_options(
+        cat,
+        models,
         method=method,
-        executor=executor or default_executor_name(),
+        executor=executor,
         task=task,
         sets=tuple(sets),
         restart=restart,
         then=tuple(s for s in then.split(",") if s),
         dry_run=dry_run,
         allow_config_change=allow_config_change,
-        command=command_line(),
         resources=resources,
     )
     do_submit(cat, list(models), opts, log=lambda msg: click.echo(msg, err=msg.endswith("...")))
+
+
+def _submit_options(cat, models: tuple[str, ...], *, method: str, executor: str | None, **fields):
+    """SubmitOptions for checked model and method names, on the named (or default) executor."""
+    from orchestrator.executors import default_executor_name
+    from orchestrator.submit import SubmitOptions
+
+    for name in models:
+        cat.check_model(name)
+    cat.check_method(method)
+    executor = executor or default_executor_name()
+    return SubmitOptions(method=method, executor=executor, command=command_line(), **fields)
 
 
 @click.command()
@@ -72,21 +80,19 @@ def pipeline(
     model, method, executor, task, sets, restart, split, batch_size, no_baselines, sort, partition, time_limit
 ) -> None:
     """Train MODEL, wait, score it and the baselines (constrained and free), compare: the whole job in one go."""
-    from orchestrator.executors import default_executor_name
-    from orchestrator.submit import SubmitOptions
     from orchestrator.workflow import PipelineOptions, run_pipeline
 
     cat = catalog()
-    cat.check_model(model)
-    cat.check_method(method)
-    submit_opts = SubmitOptions(
+    resources = {"partition": partition, "time": time_limit}
+    submit_opts = _submit_options(
+        cat,
+        (model,),
         method=method,
-        executor=executor or default_executor_name(),
+        executor=executor,
         task=task,
         sets=tuple(sets),
         restart=restart,
-        command=command_line(),
-        resources={"partition": partition, "time": time_limit},
+        resources=resources,
     )
     opts = PipelineOptions(split, batch_size, not no_baselines, sort, command=command_line())
     with Bars() as bars:

@@ -90,19 +90,20 @@ def _quiet_libraries() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
-def load_for_eval(project: Project, model_dir: Path, train_dir: Path, base: bool = False) -> tuple[Any, Any, str]:
+def load_for_eval(
+    project: Project, model_dir: Path, config: dict[str, Any], merged: bool, base: bool = False
+) -> tuple[Any, Any, str]:
     """(model, tokenizer, template name): the training run's base model plus its adapter, or a merged model.
 
-    `train_dir` is the training run's output folder: its orch_config.yaml names the base model and
-    the chat template. A merged folder (`llamafactory-cli export` output, a full model) is loaded as it is.
+    `config` is the training run's orch_config.yaml: it names the base model and the chat template.
+    A merged folder (`llamafactory-cli export` output, a full model) is loaded as it is.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_libraries()
-    config = _training_config(project, train_dir)
     template = str(config["template"])
-    if model_dir != train_dir:
+    if merged:
         if not (model_dir / "config.json").is_file():
             raise OrchError(f"{project.relative(model_dir)} holds no merged model", fix="run the export stage first")
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -124,7 +125,8 @@ def load_for_eval(project: Project, model_dir: Path, train_dir: Path, base: bool
     return model.eval(), tokenizer, template
 
 
-def _training_config(project: Project, train_dir: Path) -> dict[str, Any]:
+def training_config(project: Project, train_dir: Path) -> dict[str, Any]:
+    """The config a training run was started with (its orch_config.yaml)."""
     path = train_dir / ORCH_CONFIG
     if not path.is_file():
         raise OrchError(
@@ -134,9 +136,9 @@ def _training_config(project: Project, train_dir: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def check_trained_on(project: Project, task: Task, train_dir: Path) -> None:
+def check_trained_on(project: Project, task: Task, train_dir: Path, config: dict[str, Any]) -> None:
     """Refuse to score a run on a task it was not trained for (its training dataset is another task's)."""
-    trained = str(_training_config(project, train_dir).get("dataset") or "")
+    trained = str(config.get("dataset") or "")
     expected = task.datasets["train"].name
     if trained and expected not in [d.strip() for d in trained.split(",")]:
         raise OrchError(
@@ -189,8 +191,11 @@ def evaluate_decodings(
     rows = gold_rows(project, task, split, limit)
     train_dir = run_output_dir(project, scored.run)
     model_dir = run_output_dir(project, scored.run.sibling(Layout.scored_stage(scored.subject)))
-    check_trained_on(project, task, train_dir)
-    model, tokenizer, template_name = load_for_eval(project, model_dir, train_dir, scored.subject == BASE)
+    config = training_config(project, train_dir)
+    check_trained_on(project, task, train_dir, config)
+    model, tokenizer, template_name = load_for_eval(
+        project, model_dir, config, merged=scored.subject == MERGED, base=scored.subject == BASE
+    )
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     started = time.perf_counter()
@@ -226,12 +231,24 @@ def evaluate_decodings(
 
 def _identity(task: Task, run: Run | None, subject: str) -> dict[str, Any]:
     """What every metrics.json says about what it scored (the comparison groups and filters by it)."""
-    return {"task": task.name, "run": run.name if run else None, "subject": subject, "model": subject}
+    return {"task": task.name, "run": run.name if run else None, "subject": subject}
 
 
 def _write(
     task: Task, rows: list[dict], raws: list[str], probabilities: list[Any], out_dir: Path, meta: dict[str, Any]
 ) -> EvalResult:
+    lines, metrics = _score(task, rows, raws, probabilities, meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = out_dir / "predictions.jsonl"
+    write_text_atomic(predictions, "\n".join(lines) + "\n")
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return EvalResult(predictions, metrics)
+
+
+def _score(
+    task: Task, rows: list[dict], raws: list[str], probabilities: list[Any], meta: dict[str, Any]
+) -> tuple[list[str], dict[str, Any]]:
+    """The prediction lines and the metrics of raw outputs against the rows' gold labels."""
     lines, preds, valid = [], [], []
     extractions = [extract(task, raw) for raw in raws]
     for row, raw, prob, found in zip(rows, raws, probabilities, extractions, strict=True):
@@ -260,11 +277,7 @@ def _write(
         "schema_valid_rate": sum(e.valid for e in extractions) / n if n else None,
     }
     metrics.update(meta)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = out_dir / "predictions.jsonl"
-    write_text_atomic(predictions, "\n".join(lines) + "\n")
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    return EvalResult(predictions, metrics)
+    return lines, metrics
 
 
 def score_predictions_file(project: Project, task: Task, path: Path) -> EvalResult:
@@ -311,10 +324,8 @@ def baseline_kinds(task: Task) -> tuple[str, ...]:
     return (MAJORITY, RULES) if has_rules(task) else (MAJORITY,)
 
 
-def evaluate_baseline(
-    project: Project, task: Task, kind: str, split: str = "test", limit: int | None = None
-) -> EvalResult:
-    """Score a model-free baseline on a split, as a row for `orch collect`."""
+def _baseline(project: Project, task: Task, kind: str, split: str, limit: int | None) -> tuple[list, list, dict]:
+    """A model-free baseline's rows, raw answers and metadata on a split."""
     labeler = baseline_labels(project, task, kind)
     rows = gold_rows(project, task, split, limit)
     started = time.perf_counter()
@@ -327,6 +338,20 @@ def evaluate_baseline(
         "seconds": seconds,
         "examples_per_second": len(rows) / seconds if seconds else None,
     }
+    return rows, raws, meta
+
+
+def baseline_metrics(project: Project, task: Task, kind: str, split: str = "test") -> dict[str, Any]:
+    """A model-free baseline's metrics on a split, written nowhere (for read-only commands such as diagnose)."""
+    rows, raws, meta = _baseline(project, task, kind, split, None)
+    return _score(task, rows, raws, [None] * len(rows), meta)[1]
+
+
+def evaluate_baseline(
+    project: Project, task: Task, kind: str, split: str = "test", limit: int | None = None
+) -> EvalResult:
+    """Score a model-free baseline on a split and write it, as a row for `orch collect`."""
+    rows, raws, meta = _baseline(project, task, kind, split, limit)
     return _write(task, rows, raws, [None] * len(rows), Layout(project).baseline_dir(task.name, kind, split), meta)
 
 
