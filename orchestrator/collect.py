@@ -137,7 +137,7 @@ def collect(project: Project, task: Task, sort: str | None = None, threshold: fl
     sort = sort or default_sort(task)
     if rows and sort not in rows[0].values:
         raise OrchError(f"cannot sort by {sort!r}", fix=f"columns: {', '.join(rows[0].values)}")
-    reverse = sort not in ("mae",) and not sort.endswith("_loss")
+    reverse = not (sort.endswith("_loss") or sort == RISK_LOW)  # best first: low losses, unflagged rows
 
     def key(row: Row) -> tuple:
         value = row.values.get(sort)

@@ -7,6 +7,7 @@ the loss findings explain them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,18 @@ class Finding:
     message: str
 
 
-def loss_findings(log: list[dict[str, Any]]) -> list[Finding]:
-    """Level, trend, and restarts from scratch in the training loss."""
-    losses = [(e.get("current_steps"), e["loss"]) for e in log if isinstance(e.get("loss"), (int, float))]
-    if len(losses) < 2:
-        return [Finding(WARN, "loss", "fewer than two logged losses: nothing to judge (lower logging_steps?)")]
+def loss_findings(logged: list[tuple[int, float]]) -> list[Finding]:
+    """Level, trend, restarts from scratch and divergence (NaN or inf) in the training loss."""
+    broken = [(step, loss) for step, loss in logged if not math.isfinite(loss)]
+    losses = [(step, loss) for step, loss in logged if math.isfinite(loss)]
     out = []
+    if broken:
+        step, loss = broken[0]
+        out.append(Finding(BAD, "loss", f"the loss is {loss} at step {step}: training diverged (lower learning_rate?)"))
+    if len(losses) < 2:
+        return out + [Finding(WARN, "loss", "fewer than two logged losses: nothing to judge (lower logging_steps?)")]
     steps = [s for s, _ in losses]
-    resets = [
-        i for i in range(1, len(steps)) if steps[i] is not None and steps[i - 1] is not None and steps[i] < steps[i - 1]
-    ]
+    resets = [i for i in range(1, len(steps)) if steps[i] < steps[i - 1]]
     if resets:
         i = resets[0]
         out.append(
@@ -69,10 +72,9 @@ def loss_findings(log: list[dict[str, Any]]) -> list[Finding]:
     return out
 
 
-def overfit_findings(history: list[dict[str, Any]]) -> list[Finding]:
+def overfit_findings(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> list[Finding]:
     """Eval loss against train loss: a growing gap or a rising eval loss means over-fitting."""
-    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(step, loss) for step, loss in evals if math.isfinite(loss)]
     if not evals:
         return [
             Finding(WARN, "eval", "no eval loss logged: over-fitting cannot be seen (set val_size or eval_dataset)")
@@ -165,14 +167,20 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
         if references:
             text += f" (all fields right: {', '.join(references)})"
         low = recall is not None and recall < threshold
+        unknown = task.has_risk and recall is None
         valid = m.get("valid_rate")
-        level = BAD if low else WARN if not isinstance(valid, (int, float)) or valid < 1.0 else OK
+        invalid = not isinstance(valid, (int, float)) or valid < 1.0
+        level = BAD if low else WARN if invalid or unknown else OK
+        if unknown:
+            text += " (no at-risk examples in this split: risk recall unknown)"
         out.append(Finding(level, "task", text))
         levels.append(level)
     if BAD in levels:
         verdict = f"not usable: any-risk recall below {threshold:.0%} ({task.name}'s risk.min_recall)"
-    elif WARN in levels:
+    elif WARN in levels and any(m.get("valid_rate") != 1.0 for m, _ in scored):
         verdict = "usable only with constrained decoding (free output is not always valid)"
+    elif WARN in levels:
+        verdict = f"valid, but its risk recall is unknown: score it on a split with at-risk examples of {task.name}"
     elif task.has_risk:
         verdict = "valid and catches risk on this split; rank it against the others with orch collect"
     else:
@@ -202,8 +210,8 @@ def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str
         fix = f"orch submit {run.model} --method {run.method}{task_flag}"
         raise OrchError(f"{project.relative(run_dir)} does not exist", fix=fix)
     findings = (
-        loss_findings(outputs.trainer_log(run_dir))
-        + overfit_findings(outputs.log_history(run_dir))
+        loss_findings(outputs.logged_losses(run_dir))
+        + overfit_findings(outputs.loss_points(run_dir), outputs.loss_points(run_dir, "eval_loss"))
         + checkpoint_findings(run_dir)
     )
     task_found, verdict = task_findings(project, task, run)

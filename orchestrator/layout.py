@@ -163,7 +163,7 @@ class Layout:
     def identify(self, metrics_path: Path, metrics: dict[str, Any]) -> EvalIdentity:
         """Which task, run and subject a metrics.json belongs to (older files: read from the path)."""
         subject = str(metrics.get("subject") or metrics.get("model") or ADAPTER)  # "model": files before subjects
-        rel = metrics_path.resolve().relative_to(self.saves_root.resolve()).parts
+        rel = metrics_path.relative_to(self.saves_root).parts  # as found: a symlinked model folder is still one
         if metrics.get("run"):
             try:
                 run: Run | None = Run.parse(str(metrics["run"]))

@@ -125,9 +125,22 @@ def log_history(output_dir: Path) -> list[dict[str, Any]]:
     return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
 
 
+def _point(step: Any, value: Any) -> tuple[int, float] | None:
+    """A (step, value) pair when both are numbers (a hand-edited or half-written entry is no point)."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (step, value))
+    return (int(step), float(value)) if numbers else None
+
+
 def loss_points(output_dir: Path, key: str = "loss") -> list[tuple[int, float]]:
-    """(step, value) of a logged quantity (`loss`, `eval_loss`) from the history."""
-    return [(h["step"], h[key]) for h in log_history(output_dir) if isinstance(h.get(key), (int, float))]
+    """(step, value) of a logged quantity (`loss`, `eval_loss`) from the history; NaN and inf are kept."""
+    points = (_point(h.get("step"), h.get(key)) for h in log_history(output_dir))
+    return [p for p in points if p is not None]
+
+
+def logged_losses(output_dir: Path) -> list[tuple[int, float]]:
+    """(step, loss) as training logged them in trainer_log.jsonl, in order (restarts show as steps going back)."""
+    points = (_point(e.get("current_steps"), e.get("loss")) for e in trainer_log(output_dir))
+    return [p for p in points if p is not None]
 
 
 def training_summary(output_dir: Path) -> dict[str, Any]:
@@ -156,9 +169,10 @@ def progress(output_dir: Path) -> Progress:
     """The last logged step, the planned total and the last loss."""
     step = total = loss = None
     for entry in trainer_log(output_dir):
-        step, total = entry.get("current_steps", step), entry.get("total_steps", total)
-        if isinstance(entry.get("loss"), (int, float)):
-            loss = entry["loss"]
+        if isinstance(entry.get("current_steps"), int) and isinstance(entry.get("total_steps"), int):
+            step, total = entry["current_steps"], entry["total_steps"]
+        if _point(0, entry.get("loss")) is not None:
+            loss = float(entry["loss"])
     return Progress(step, total, loss)
 
 
@@ -167,13 +181,16 @@ def trainable_params(output_dir: Path) -> int | None:
     path = output_dir / ADAPTER_WEIGHTS
     if not path.is_file():
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     total = 0
-    with safe_open(str(path), framework="pt") as handle:
-        for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-            count = 1
-            for dim in handle.get_slice(key).get_shape():
-                count *= dim
-            total += count
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                count = 1
+                for dim in handle.get_slice(key).get_shape():
+                    count *= dim
+                total += count
+    except (OSError, SafetensorError):
+        return None  # cut off or not safetensors: the count is unknown, the comparison goes on
     return total

@@ -136,3 +136,57 @@ def test_rules_baseline_is_a_row_in_the_comparison(project, orch):
     assert len(baseline) == 1 and baseline[0]["decoding"] == "rules" and float(baseline[0]["valid_rate"]) == 1.0
     # The shipped labels come from the same rules, so the baseline reproduces them exactly.
     assert float(baseline[0]["all_fields_correct"]) == 1.0
+
+
+# --- files as they are found on real clusters, not as orch wrote them -----------------------------------
+
+
+def test_a_symlinked_model_folder_is_collected(project, catalog, tmp_path):
+    log, history = healthy_log()
+    elsewhere = fake_run(tmp_path / "scratch", "m", log, history)  # scratch/saves/m/lora/sft
+    write_eval(catalog.task(), elsewhere, ["none"], ["none"])
+    (project.root / "saves").mkdir(exist_ok=True)
+    (project.root / "saves/m").symlink_to(elsewhere.parent.parent)
+    from orchestrator.collect import compare
+
+    rows = [r for r in compare(project, catalog.task()).rows if r.values["model"] == "m"]
+    assert len(rows) == 1 and rows[0].values["steps"] == 100
+    findings, _ = diagnose(project, catalog.task(), M)
+    assert [f for f in findings if f.topic == "task"]
+
+
+def test_diagnose_survives_hand_edited_trainer_files_and_flags_divergence(project, catalog):
+    log = [{"current_steps": "2", "loss": 1.0}, {"current_steps": 4, "loss": float("nan")}]
+    log += [{"current_steps": 6, "loss": 0.9}, {"current_steps": 8, "loss": 0.5}]
+    history = [
+        {"eval_loss": 0.4},
+        {"step": "2", "loss": "2.0"},
+        {"step": 4, "eval_loss": None},
+        {"step": 8, "loss": 0.5},
+    ]
+    fake_run(project.root, "m", log, history)
+    findings, _ = diagnose(project, catalog.task(), M)
+    diverged = [f for f in findings if f.topic == "loss" and f.level == "problem"]
+    assert diverged and "nan at step 4" in diverged[0].message
+    assert any(f.topic == "eval" for f in findings)  # no usable eval loss: said, not crashed
+
+
+def test_unknown_risk_recall_is_not_called_catching_risk(project, catalog):
+    log, history = healthy_log()
+    write_eval(catalog.task(), fake_run(project.root, "m", log, history), ["none", "none"], ["none", "none"])
+    findings, verdict = diagnose(project, catalog.task(), M)
+    assert "risk recall is unknown" in verdict and "catches risk" not in verdict
+    assert any("no at-risk examples" in f.message for f in findings if f.topic == "task")
+
+
+def test_a_cut_off_adapter_and_flag_sorting(project, catalog):
+    from orchestrator.collect import RISK_LOW, collect
+
+    log, history = healthy_log()
+    for model, predicted in (("a", ["none", "none"]), ("b", ["suicidal", "none"])):
+        run = fake_run(project.root, model, log, history)
+        write_eval(catalog.task(), run, predicted, ["suicidal", "none"])
+        (run / "adapter_model.safetensors").write_text("garbage")
+    rows = collect(project, catalog.task(), sort=RISK_LOW)
+    assert [r.values[RISK_LOW] for r in rows][0] is False  # unflagged first: best first
+    assert all(r.values["trainable_params"] is None for r in rows)
