@@ -84,6 +84,7 @@ def steps_links(steps_md: Path, link: str) -> str:
 def comparison_html(rows: list[Any], threshold: float, task: Task, journal: str = "") -> str:
     """The whole report of a task as one HTML file (images inlined); `journal` is extra HTML about steps.md."""
     from orchestrator.collect import RISK_LOW
+
     columns = list(rows[0].values) if rows else []
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []

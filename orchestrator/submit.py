@@ -38,7 +38,7 @@ from orchestrator.runs import (
 from orchestrator.stages import Event
 from orchestrator.templating import render
 from orchestrator.validation import Severity, validate_run
-from orchestrator.validation.rules import Context
+from orchestrator.validation.context import Context
 
 RESOURCE_KEYS = (
     "partition",

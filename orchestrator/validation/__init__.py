@@ -8,19 +8,18 @@ checked are the values that will run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.catalog import STAGES, Catalog
 from orchestrator.project import Project
 from orchestrator.render import render_run
 from orchestrator.task import Task
+from orchestrator.validation.context import Context
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity, stage_of
-from orchestrator.validation.rules import RULES, Context
+from orchestrator.validation.rules import GATES, RULES
+from orchestrator.validation.yaml_source import ConfigSyntaxError, load_config
 
 __all__ = ["Problem", "Report", "Severity", "validate_file", "validate_run", "validate_runs"]
 
@@ -54,16 +53,15 @@ class Report:
 
 
 def parse_yaml_like_llamafactory(text: str) -> dict[str, Any]:
-    """Load config text with OmegaConf, as `llamafactory-cli` does."""
-    loaded = OmegaConf.to_container(OmegaConf.create(text))
-    if not isinstance(loaded, dict):
-        raise ValueError("a LLaMA-Factory config must be a mapping of keys")
-    return loaded
+    """Load config text with OmegaConf, as `llamafactory-cli` does (ConfigSyntaxError names the lines at fault)."""
+    return load_config(text).values
 
 
 def check(cfg: ConfigUnderTest, ctx: Context) -> list[Problem]:
-    """Run every rule on one config."""
-    return [problem for rule in RULES for problem in rule(cfg, ctx)]
+    """Run the gates, then every rule on the values the gates left usable."""
+    problems = [problem for rule in GATES for problem in rule(cfg, ctx)]
+    usable = replace(cfg, values=cfg.usable())
+    return problems + [problem for rule in RULES for problem in rule(usable, ctx)]
 
 
 def validate_file(project: Project, catalog: Catalog, path: Path, ctx: Context | None = None) -> list[Problem]:
@@ -71,14 +69,18 @@ def validate_file(project: Project, catalog: Catalog, path: Path, ctx: Context |
     ctx = ctx or _context(catalog)
     source = project.relative(path)
     if not path.is_file():
-        return [Problem(Severity.ERROR, "file", source, "config file not found")]
+        return [Problem(Severity.ERROR, "file", source, "config file not found", "give the path of a YAML file")]
     try:
-        values = parse_yaml_like_llamafactory(path.read_text(encoding="utf-8"))
-    except (OmegaConfBaseException, ValueError, Exception) as exc:  # noqa: BLE001 - any load error is reported
+        loaded = load_config(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return [Problem(Severity.ERROR, "yaml", source, f"not UTF-8 text: {exc.reason}", "save the file as UTF-8")]
+    except ConfigSyntaxError as exc:
         return [
-            Problem(Severity.ERROR, "yaml", source, f"cannot be loaded: {exc}".splitlines()[0], "fix the YAML syntax")
+            Problem(Severity.ERROR, "yaml", f"{source}:{p.line}" if p.line else source, p.message, p.fix)
+            for p in exc.problems
         ]
-    return check(ConfigUnderTest(project, source, values, stage_of(values), {}), ctx)
+    cfg = ConfigUnderTest(project, source, loaded.values, stage_of(loaded.values), {}, loaded.lines)
+    return check(cfg, ctx)
 
 
 def validate_run(
@@ -93,10 +95,17 @@ def validate_run(
     """Render (model, method, task) with `--set` overrides and validate each stage config."""
     ctx = ctx or _context(catalog)
     report = Report()
+    processes = _processes(catalog.settings(model, method, task))
     for config in render_run(catalog, model, method, task, sets, stages).values():
         source = catalog.project.relative(config.path)
-        values = parse_yaml_like_llamafactory(config.text)
-        cfg = ConfigUnderTest(catalog.project, source, values, config.stage, config.origins)
+        try:
+            loaded = load_config(config.text)
+        except ConfigSyntaxError as exc:
+            report.add(source, [Problem(Severity.ERROR, "yaml", source, p.message, p.fix) for p in exc.problems])
+            continue
+        cfg = ConfigUnderTest(
+            catalog.project, source, loaded.values, config.stage, config.origins, loaded.lines, processes
+        )
         report.add(source, check(cfg, ctx))
     return report
 
@@ -112,6 +121,13 @@ def validate_runs(
             for source, problems in validate_run(catalog, model, method, task, sets, ctx=ctx).problems.items():
                 report.add(source, problems)
     return report
+
+
+def _processes(settings: dict[str, Any]) -> int:
+    """Training processes of the run's job: GPUs per node x nodes (a CPU job is one process)."""
+    slurm = settings.get("orch", {}).get("slurm", {}) if isinstance(settings.get("orch"), dict) else {}
+    gpus, nodes = slurm.get("gpus_per_node") or 1, slurm.get("nodes") or 1
+    return max(1, int(gpus) * int(nodes)) if isinstance(gpus, int) and isinstance(nodes, int) else 1
 
 
 def _context(catalog: Catalog) -> Context:

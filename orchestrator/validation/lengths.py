@@ -21,6 +21,7 @@ class LengthStats:
     max: int
     answers_cut: int
     prompts_cut: int
+    max_answer: int = 0  # tokens of the longest answer
 
     @property
     def suggested(self) -> int:
@@ -51,13 +52,14 @@ def measure(
         max=totals[-1],
         answers_cut=answers_cut,
         prompts_cut=prompts_cut,
+        max_answer=max((a for _, a in pairs), default=0),
     )
 
 
 def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None):
     """(prompt tokens, answer tokens) per usable row, in file order, and the template's efficient_eos."""
-    tokenizer = _tokenizer(model_dir)
-    template = lf.chat_template(tokenizer, template_name)
+    tok = tokenizer(model_dir)
+    template = lf.chat_template(tok, template_name)
     cols = {**ALPACA_COLUMNS, **(columns or {})}
     rows, _ = check_rows(data, columns)
     pairs = []
@@ -66,7 +68,7 @@ def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict 
             {"role": "user", "content": user_content(row.data, cols)},
             {"role": "assistant", "content": str(row.data.get(cols["response"], ""))},
         ]
-        prompt_ids, answer_ids = template.encode_oneturn(tokenizer, messages)
+        prompt_ids, answer_ids = template.encode_oneturn(tok, messages)
         pairs.append((len(prompt_ids), len(answer_ids)))
     return pairs, bool(getattr(template, "efficient_eos", False))
 
@@ -74,7 +76,8 @@ def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict 
 _TOKENIZERS: dict[str, Any] = {}
 
 
-def _tokenizer(model_dir: Path) -> Any:
+def tokenizer(model_dir: Path) -> Any:
+    """The model's tokenizer, loaded once per folder."""
     if str(model_dir) not in _TOKENIZERS:
         from transformers import AutoTokenizer
 

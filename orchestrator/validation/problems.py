@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -45,13 +45,22 @@ class ConfigUnderTest:
     values: dict[str, Any]
     stage: str  # sft (any training stage), predict or export
     origins: dict[str, str]
+    lines: dict[str, int] = field(default_factory=dict)  # key -> its line in the file
+    processes: int | None = None  # training processes (GPUs) the job runs, when known
+    rejected: set[str] = field(default_factory=set)  # keys an earlier rule found unusable
+    parsed: tuple[Any, ...] | None = None  # LLaMA-Factory's parsed argument dataclasses, once they parse
 
     def where(self, key: str | None = None) -> str:
-        """`file: key (set in template)` for messages."""
+        """`file:line: key (set in template)` for messages."""
         if key is None:
             return self.source
+        line = self.lines.get(key)
         origin = self.origins.get(key)
-        return f"{self.source}: {key}" + (f" (set in {origin})" if origin else "")
+        return f"{self.source}{f':{line}' if line else ''}: {key}" + (f" (set in {origin})" if origin else "")
+
+    def usable(self) -> dict[str, Any]:
+        """The values no earlier rule rejected (what the later rules and LLaMA-Factory's parser see)."""
+        return {k: v for k, v in self.values.items() if k not in self.rejected}
 
     def path(self, key: str) -> Path | None:
         """A path-valued key resolved against the project root (jobs run there)."""

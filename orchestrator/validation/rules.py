@@ -7,22 +7,16 @@ wrong thing) after hours in the queue. Rules must not load model weights.
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import json
 import re
-import types
-import typing
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 from orchestrator import lf_adapter as lf
 from orchestrator import stages
-from orchestrator.datasets import check_rows
 from orchestrator.models import ModelSource, resolve_model
 from orchestrator.outputs import OutputState, output_status
 from orchestrator.stages import TRAINING
-from orchestrator.task import Task
+from orchestrator.validation import references, schedule, schema
+from orchestrator.validation.context import Context, dataset_info, dataset_names, rows, task_of
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -48,35 +42,27 @@ TEMPLATE_ALIASES = {
 MAX_ROW_PROBLEMS = 20
 
 
-class Context:
-    """What rules share across configs: tasks by dataset name, tokenizer length caches."""
-
-    def __init__(self, tasks: list[Task]):
-        self.task_of_dataset = {d.name: t for t in tasks for d in t.datasets.values()}
-        self.length_cache: dict[tuple, Any] = {}
-        self.rows_cache: dict[tuple, Any] = {}
-
-
 # --- LLaMA-Factory's own parser ---------------------------------------------
 def llamafactory_parser(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
-    """LLaMA-Factory's HfArgumentParser and checks accept the config."""
-    values = dict(cfg.values)
+    """LLaMA-Factory's parser and the trainer's own consistency checks accept the config, as on a GPU node.
+
+    Keys an earlier rule rejected are left out, so each problem is said once and the
+    parser's checks still run on everything else.
+    """
     if cfg.stage != EXPORT and not _has_cuda():
-        # Precision flags are checked against the GPU node the job runs on, not this machine.
         for key in ("bf16", "fp16", "pure_bf16"):
-            if values.get(key):
-                values[key] = False
+            if cfg.values.get(key) and key not in cfg.rejected:
                 yield Problem(
                     INFO,
                     "hardware",
                     cfg.where(key),
-                    f"{key} needs a GPU and this machine has none; the config is valid for a GPU node",
+                    f"{key} needs a GPU and this machine has none; checked as on a GPU node",
                     f"for a run on this CPU use --set {key}=false",
                 )
     try:
-        lf.parse(values, cfg.stage, cfg.project.root)
-    except (ValueError, AssertionError, TypeError, ImportError, RuntimeError) as exc:
-        yield from _parser_problems(cfg, str(exc))
+        cfg.parsed = lf.parse(cfg.usable(), cfg.stage, cfg.project.root)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the job would raise on the node
+        yield from _parser_problems(cfg, str(exc) or type(exc).__name__)
 
 
 def _parser_problems(cfg: ConfigUnderTest, message: str) -> Iterator[Problem]:
@@ -90,14 +76,29 @@ def _parser_problems(cfg: ConfigUnderTest, message: str) -> Iterator[Problem]:
                 hint = "a training key has no place in an export config: move it under `sft:` in the template"
             yield Problem(ERROR, "llamafactory-args", cfg.where(key), f"unknown key for a {cfg.stage} config", hint)
         return
-    keys = [k for k in re.findall(r"`(\w+)`", message) if k in cfg.values]
+    keys = [k for k in re.findall(r"\w+", message) if k in cfg.values] or _culprits(cfg, message)
+    named = f" (it comes from {', '.join(keys)})" if len(keys) > 1 else ""
     yield Problem(
         ERROR,
         "llamafactory-args",
         cfg.where(keys[0] if keys else None),
-        f"LLaMA-Factory rejects the config: {message.strip()}",
-        "fix the key(s) named above (LLaMA-Factory's own argument check)",
+        f"LLaMA-Factory rejects the config: {message.strip()}{named}",
+        f"change {' or '.join(keys)} (LLaMA-Factory's own argument check)" if keys else "see LLaMA-Factory's message",
     )
+
+
+def _culprits(cfg: ConfigUnderTest, message: str) -> list[str]:
+    """The keys without which LLaMA-Factory's parser no longer raises `message`, for checks that name none."""
+    found = []
+    for key in cfg.values:
+        trial = {k: v for k, v in cfg.values.items() if k != key}
+        try:
+            lf.parse(trial, cfg.stage, cfg.project.root)
+        except Exception as exc:  # noqa: BLE001 - a different complaint still clears this key
+            if str(exc) == message or key in str(exc):
+                continue
+        found.append(key)
+    return found
 
 
 def _has_cuda() -> bool:
@@ -106,64 +107,11 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-# --- values the parser lets through -----------------------------------------
-def numeric_values(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
-    """Keys declared int or float hold numbers (the parser accepts `lora_rank: eight`)."""
-    types_ = lf.argument_types(cfg.stage)
-    for key, value in cfg.values.items():
-        expected = _numeric_kind(types_.get(key))
-        if expected is None or value is None:
-            continue
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if expected is float:
-            ok = ok or isinstance(value, float)
-        if not ok:
-            yield Problem(
-                ERROR,
-                "numeric",
-                cfg.where(key),
-                f"expects a {expected.__name__}, got {value!r}",
-                f"give a {expected.__name__}",
-            )
-
-
-def _numeric_kind(annotation: Any) -> type | None:
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) != 1:
-            return None
-        annotation = non_none[0]
-    return annotation if annotation in (int, float) else None
-
-
-def max_samples(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
-    """`max_samples` is absent or positive (0 or -1 crash late with a bare StopIteration)."""
-    value = cfg.values.get("max_samples")
-    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        yield Problem(
-            ERROR,
-            "max-samples",
-            cfg.where("max_samples"),
-            f"must be a positive integer, got {value!r} (LLaMA-Factory dies with StopIteration)",
-            "remove the key to use every row, or give a positive count",
-        )
-
-
 def quantization(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
-    """`quantization_bit` needs bitsandbytes, and 4/8-bit training a CUDA GPU."""
+    """LLaMA-Factory's own quantization checks (bit widths per method, library versions), and what needs a GPU."""
     bits = cfg.values.get("quantization_bit")
-    if bits is None:
+    if bits is None or "quantization_bit" in cfg.rejected:
         return
-    method = cfg.values.get("quantization_method", "bnb")
-    if method == "bnb" and importlib.util.find_spec("bitsandbytes") is None:
-        yield Problem(
-            ERROR,
-            "quantization",
-            cfg.where("quantization_bit"),
-            "needs bitsandbytes, which is not installed",
-            "pip install bitsandbytes",
-        )
     if cfg.stage == EXPORT:
         yield Problem(
             ERROR,
@@ -172,13 +120,50 @@ def quantization(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             "a quantized base cannot be merged with an adapter",
             "remove quantization_bit from the export config",
         )
-    elif not _has_cuda():
+        return
+    if cfg.parsed is not None:
+        try:
+            applied = lf.check_quantization(cfg.parsed[0], trainable=bool(cfg.values.get("do_train")))
+        except Exception as exc:  # noqa: BLE001 - what model loading would raise on the node
+            method = cfg.values.get("quantization_method", "bnb")
+            yield Problem(
+                ERROR,
+                "quantization",
+                cfg.where("quantization_bit"),
+                f"quantization_bit {bits} with quantization_method {method}: {_first_line(exc)}",
+                _quantization_fix(exc),
+            )
+            return
+        if not applied:
+            method = cfg.values.get("quantization_method", "bnb")
+            yield Problem(
+                ERROR,
+                "quantization",
+                cfg.where("quantization_method" if "quantization_method" in cfg.values else "quantization_bit"),
+                f"LLaMA-Factory does not quantize on the fly with {method}: quantization_bit {bits} "
+                "would be silently ignored and the model trained unquantized",
+                "use quantization_method: bnb (or hqq, eetq), or a model that is already quantized",
+            )
+            return
+    if not _has_cuda():
         yield Problem(
             INFO,
             "hardware",
             cfg.where("quantization_bit"),
             f"{bits}-bit bitsandbytes training needs a CUDA GPU; this machine has none, the cluster's GPU nodes do",
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).strip().splitlines()[0]
+
+
+def _quantization_fix(exc: BaseException) -> str:
+    text = str(exc)
+    missing = re.search(r"(bitsandbytes|hqq|eetq)\S*", text)
+    if isinstance(exc, ImportError) or "pip install" in text or "required" in text.lower():
+        return f"pip install {missing.group(0) if missing else 'the quantization library'} into the job's environment"
+    return "QLoRA is quantization_bit 4 (or 8) with the default quantization_method bnb"
 
 
 # --- chat template ------------------------------------------------------------
@@ -207,7 +192,7 @@ def chat_template(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             fix,
         )
         return
-    task = _task(cfg, ctx)
+    task = task_of(cfg, ctx)
     if lf.is_reasoning_template(name) and task is not None and task.response_format == "json":
         plain = f"{name}_nothink"
         fix = f"use `{plain}`" if plain in registry else "use a non-reasoning template for this model if there is one"
@@ -221,70 +206,21 @@ def chat_template(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         )
 
 
-def _task(cfg: ConfigUnderTest, ctx: Context) -> Task | None:
-    for name in _dataset_names(cfg):
-        if name in ctx.task_of_dataset:
-            return ctx.task_of_dataset[name]
-    return None
-
-
-def _dataset_names(cfg: ConfigUnderTest, keys: tuple[str, ...] = ("dataset", "eval_dataset")) -> list[str]:
-    names = []
-    for key in keys:
-        value = cfg.values.get(key)
-        if isinstance(value, str):
-            names += [n.strip() for n in value.split(",") if n.strip()]
-        elif isinstance(value, list):
-            names += [str(n) for n in value]
-    return names
-
-
 # --- datasets -----------------------------------------------------------------
 def datasets(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """Every dataset is declared, its file exists, its columns match, its answers fit the schema."""
     if cfg.stage == EXPORT:
         return
-    names = _dataset_names(cfg)
+    names = dataset_names(cfg)
     if not names:
         return
-    info_path, info, problem = _dataset_info(cfg)
+    info_path, info, problem = dataset_info(cfg)
     if problem:
         yield problem
         return
     for key in ("dataset", "eval_dataset"):
-        for name in _dataset_names(cfg, (key,)):
+        for name in dataset_names(cfg, (key,)):
             yield from _check_dataset(cfg, ctx, key, name, info_path, info)
-
-
-def _dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
-    dataset_dir = cfg.path("dataset_dir") or cfg.project.resolve("data")
-    info_path = dataset_dir / "dataset_info.json"
-    if not info_path.is_file():
-        return (
-            info_path,
-            {},
-            Problem(
-                ERROR,
-                "datasets",
-                cfg.where("dataset_dir"),
-                f"{cfg.project.relative(info_path)} not found",
-                "run `orch render`",
-            ),
-        )
-    try:
-        return info_path, json.loads(info_path.read_text(encoding="utf-8")), None
-    except json.JSONDecodeError as exc:
-        return (
-            info_path,
-            {},
-            Problem(
-                ERROR,
-                "datasets",
-                f"{cfg.project.relative(info_path)}:{exc.lineno}",
-                f"not valid JSON: {exc.msg}",
-                "run `orch render`",
-            ),
-        )
 
 
 def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
@@ -317,7 +253,7 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
         yield Problem(INFO, "datasets", cfg.where(key), f"dataset {name!r}: only alpaca datasets are row-checked")
         return
     task = ctx.task_of_dataset.get(name)
-    rows, problems = _rows(ctx, path, entry.get("columns"), task)
+    found_rows, problems = rows(ctx, path, entry.get("columns"), task)
     for p in problems[:MAX_ROW_PROBLEMS]:
         where = cfg.project.relative(p.path) + (f":{p.line}" if p.line else "")
         yield Problem(ERROR, "dataset-rows", where, p.message, p.fix)
@@ -329,19 +265,12 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
             f"... and {len(problems) - MAX_ROW_PROBLEMS} more bad rows",
             "run `orch validate --json` for all",
         )
-    if not rows:
+    if not found_rows:
         yield Problem(ERROR, "datasets", cfg.project.relative(path), f"dataset {name!r} has no usable rows")
     if task is None:
         yield Problem(
             INFO, "datasets", cfg.where(key), f"no task declares dataset {name!r}: answers not schema-checked"
         )
-
-
-def _rows(ctx: Context, path: Path, columns: dict | None, task: Task | None):
-    key = (path, path.stat().st_mtime_ns, json.dumps(columns, sort_keys=True), task.name if task else None)
-    if key not in ctx.rows_cache:
-        ctx.rows_cache[key] = check_rows(path, columns, task)
-    return ctx.rows_cache[key]
 
 
 # --- model ------------------------------------------------------------------
@@ -369,17 +298,6 @@ def model_path(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             "jobs never download, so the node running the job must have it",
             resolved.download_hint(cfg.project),
         )
-    for key in ("adapter_name_or_path",):
-        adapter = cfg.path(key)
-        if adapter is not None and not adapter.is_dir():
-            # A rendered run's adapter is written by its own train stage, which orch runs first.
-            yield Problem(
-                INFO if cfg.origins else WARNING,
-                "model",
-                cfg.where(key),
-                f"{cfg.project.relative(adapter)} does not exist yet",
-                "train first (the sft stage writes it), or fix the path",
-            )
 
 
 # --- token lengths against cutoff_len ------------------------------------------
@@ -393,14 +311,16 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             INFO, "cutoff", cfg.where("cutoff_len"), "token lengths not checked: the tokenizer is not available here"
         )
         return
-    cutoff_len = int(cfg.values.get("cutoff_len", 2048))
-    info_path, info, problem = _dataset_info(cfg)
+    cutoff_len = cfg.usable().get("cutoff_len", 2048)
+    if not isinstance(cutoff_len, int):
+        return
+    info_path, info, problem = dataset_info(cfg)
     if problem:
         return
     from orchestrator.validation.lengths import measure
 
     key = stages.get(cfg.stage).data_keys[:1]
-    for name in _dataset_names(cfg, key):
+    for name in dataset_names(cfg, key):
         entry = info.get(name) or {}
         path = info_path.parent / entry.get("file_name", "")
         if not path.is_file():
@@ -415,7 +335,7 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 f"{name} (tokens prompt+answer p50 {stats.p50}, p95 {stats.p95}, max {stats.max})",
                 f"set cutoff_len to at least {stats.suggested}, or shorten the inputs",
             )
-        elif stats.prompts_cut:
+        elif stats.prompts_cut and cfg.stage != stages.PREDICT.name:
             yield Problem(
                 WARNING,
                 "cutoff",
@@ -424,6 +344,21 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 f"{name} (p50 {stats.p50}, p95 {stats.p95}, max {stats.max}); the end of the dialogue is lost",
                 f"set cutoff_len to {stats.suggested}, or tail-truncate the dialogues",
             )
+        yield from _new_tokens(cfg, name, stats)
+
+
+def _new_tokens(cfg: ConfigUnderTest, name: str, stats) -> Iterator[Problem]:
+    """A prediction run generates room for the longest expected answer (else the JSON is cut mid-object)."""
+    budget = cfg.usable().get("max_new_tokens")
+    if cfg.stage == stages.PREDICT.name and isinstance(budget, int) and budget < stats.max_answer:
+        yield Problem(
+            ERROR,
+            "cutoff",
+            cfg.where("max_new_tokens"),
+            f"max_new_tokens {budget} is shorter than the longest expected answer of {name} "
+            f"({stats.max_answer} tokens): predictions would stop mid-answer",
+            f"set max_new_tokens to at least {stats.max_answer + 16}",
+        )
 
 
 # --- output_dir ---------------------------------------------------------------
@@ -474,14 +409,48 @@ def output_dir(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         )
 
 
+def likely_mistakes(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
+    """Legal values that are almost certainly not meant."""
+    values = cfg.usable()
+    lr = values.get("learning_rate")
+    if stages.get(cfg.stage).trains and isinstance(lr, (int, float)) and lr >= 0.01:
+        yield Problem(
+            WARNING,
+            "likely-mistake",
+            cfg.where("learning_rate"),
+            f"learning_rate {lr:g} is far above fine-tuning rates (1e-6 to 1e-3); training will diverge",
+            "check the exponent: 5e-5 for full fine-tuning, 1e-4 to 5e-4 for LoRA",
+        )
+    if cfg.stage == stages.PREDICT.name and values.get("do_sample"):
+        yield Problem(
+            WARNING,
+            "likely-mistake",
+            cfg.where("do_sample"),
+            "sampled predictions make the scores change from run to run",
+            "score with greedy decoding: do_sample: false",
+        )
+    steps, epochs = values.get("max_steps"), values.get("num_train_epochs")
+    if stages.get(cfg.stage).trains and isinstance(steps, int) and steps > 0 and "num_train_epochs" in values:
+        yield Problem(
+            INFO, "schedule", cfg.where("max_steps"), f"max_steps {steps} overrides num_train_epochs {epochs}"
+        )
+
+
+# The gates run first and reject the keys they find unusable; LLaMA-Factory's parser and the
+# rules after it see only the usable values, so every problem is said once, by its clearest rule.
+GATES: tuple[Rule, ...] = (schema.declared_types, schema.value_ranges, references.referenced_paths)
 RULES: tuple[Rule, ...] = (
     llamafactory_parser,
-    numeric_values,
-    max_samples,
     quantization,
+    references.integrations,
+    schedule.checkpoint_schedule,
     chat_template,
+    references.template_matches_model,
+    references.lora_targets,
+    references.context_length,
     datasets,
     model_path,
     cutoff,
     output_dir,
+    likely_mistakes,
 )

@@ -1,0 +1,68 @@
+"""What rules share: tasks by dataset name, caches, and the datasets a config names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator.datasets import check_rows
+from orchestrator.task import Task
+from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
+
+
+class Context:
+    """What rules share across configs: tasks by dataset name, row, length and model caches."""
+
+    def __init__(self, tasks: list[Task]):
+        self.task_of_dataset = {d.name: t for t in tasks for d in t.datasets.values()}
+        self.length_cache: dict[tuple, Any] = {}
+        self.rows_cache: dict[tuple, Any] = {}
+        self.model_cache: dict[tuple, Any] = {}
+
+
+def dataset_names(cfg: ConfigUnderTest, keys: tuple[str, ...] = ("dataset", "eval_dataset")) -> list[str]:
+    """The dataset names under `keys`, comma-separated strings and YAML lists alike."""
+    names = []
+    for key in keys:
+        value = cfg.values.get(key)
+        if isinstance(value, str):
+            names += [n.strip() for n in value.split(",") if n.strip()]
+        elif isinstance(value, list):
+            names += [str(n) for n in value]
+    return names
+
+
+def task_of(cfg: ConfigUnderTest, ctx: Context) -> Task | None:
+    """The task whose datasets the config trains or predicts on, if any."""
+    for name in dataset_names(cfg):
+        if name in ctx.task_of_dataset:
+            return ctx.task_of_dataset[name]
+    return None
+
+
+def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
+    """`<dataset_dir>/dataset_info.json`, loaded, or the problem that stops it loading."""
+    dataset_dir = cfg.path("dataset_dir") or cfg.project.resolve("data")
+    info_path = dataset_dir / "dataset_info.json"
+    rel = cfg.project.relative(info_path)
+    if not info_path.is_file():
+        problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", "run `orch render`")
+        return info_path, {}, problem
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        where = f"{rel}:{line}" if line else rel
+        return info_path, {}, Problem(Severity.ERROR, "datasets", where, f"not valid JSON: {exc}", "run `orch render`")
+    if not isinstance(info, dict):
+        return info_path, {}, Problem(Severity.ERROR, "datasets", rel, "not a JSON object", "run `orch render`")
+    return info_path, info, None
+
+
+def rows(ctx: Context, path: Path, columns: dict | None, task: Task | None):
+    """The usable rows of a dataset file and its row problems (cached by file state)."""
+    key = (path, path.stat().st_mtime_ns, json.dumps(columns, sort_keys=True), task.name if task else None)
+    if key not in ctx.rows_cache:
+        ctx.rows_cache[key] = check_rows(path, columns, task)
+    return ctx.rows_cache[key]
