@@ -112,6 +112,15 @@ def _is_export(stage: str) -> bool:
     return stages.get(stage).command == "export"
 
 
+# How LLaMA-Factory's training workflows load data: DPO reads its datasets as the reward stage does.
+_DATASET_STAGE = {"dpo": "rm"}
+
+
+def dataset_stage(stage: str) -> str:
+    """The data stage LLaMA-Factory's workflow for `stage` loads with (its loader's ranking rule keys on it)."""
+    return _DATASET_STAGE.get(stage, stage)
+
+
 @cache
 def templates() -> dict[str, Any]:
     """LLaMA-Factory's chat template registry, by name."""

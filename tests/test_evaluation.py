@@ -216,7 +216,7 @@ def test_orch_eval_on_a_trained_run_and_on_llamafactory_predictions(project, cat
     opts = SubmitOptions(
         then=("predict", "export"),
         executor="local",
-        sets=FAST + ("max_steps=4", "save_steps=2", "logging_steps=1", "predict.max_new_tokens=24"),
+        sets=FAST + ("max_steps=4", "save_steps=2", "logging_steps=1", "predict.max_new_tokens=50"),
     )
     submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
     wait_state(project, SFT)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 
 import pytest
 import yaml
@@ -87,6 +88,21 @@ CASES = [
     ("template-unknown", "sft", {"template": "qwen2"}, "template"),
     ("generation-cut", "predict", {"max_new_tokens": 4}, "max_new_tokens"),
     ("unknown-key", "sft", {"lora_rnak": 8}, "lora_rnak"),
+    # found by a break pass (inputs its author did not write)
+    ("infinite-epochs", "sft", {"num_train_epochs": float("inf"), "max_steps": "__drop__"}, "num_train_epochs"),
+    ("infinite-val-size", "sft", {"val_size": float("inf"), "eval_dataset": "__drop__"}, "val_size"),
+    ("val-size-takes-all", "sft", {"val_size": 0.5, "max_samples": 1, "eval_dataset": "__drop__"}, "val_size"),
+    ("val-size-one", "sft", {"val_size": 1.0, "eval_dataset": "__drop__"}, "val_size"),
+    ("empty-lora-target", "sft", {"lora_target": ""}, "lora_target"),
+    ("stray-comma-dataset", "sft", {"dataset": "student_mental_train,"}, "dataset"),
+    ("dpo-on-sft-data", "sft", {"stage": "dpo"}, "dataset"),
+    ("adapter-not-an-adapter", "predict", {"adapter_name_or_path": "llamafactory_configs"}, "adapter_name_or_path"),
+    ("adapter-outside-project", "predict", {"adapter_name_or_path": "/nonexistent/adapter"}, "adapter_name_or_path"),
+    ("does-nothing", "sft", {"do_train": False}, "do_train"),
+    ("report-to-none-in-list", "sft", {"report_to": ["none", "all"]}, "report_to"),
+    ("deepspeed-folder", "sft", {"deepspeed": "llamafactory_configs"}, "deepspeed"),
+    ("dataset-dir-is-file", "sft", {"dataset_dir": "llamafactory_configs/dataset_info.json"}, "dataset_dir"),
+    ("case-typo", "sft", {"finetuning_type": "LoRA"}, "finetuning_type"),
 ]
 
 
@@ -110,6 +126,58 @@ def test_misconfiguration_is_caught_naming_its_key(project, catalog, orch, stage
     named = [p for p in errors if p["where"].startswith(f"hand.yaml:{line}: {key}")]
     assert named, f"no error names hand.yaml:{line}: {key}: {errors}"
     assert all(p["fix"] for p in named)
+
+
+def test_export_without_export_dir_names_it(project, catalog, orch):
+    path = write(project, _config(catalog, "export", {"export_dir": "__drop__"}))
+    result = orch("validate", "--config", str(path), "--json")
+    assert result.exit_code == 1
+    found = json.loads(result.output)["configs"]["hand.yaml"]
+    assert any(p["severity"] == "error" and p["where"] == "hand.yaml: export_dir" for p in found), found
+
+
+def test_a_missing_dataset_dir_is_said_once(project, catalog, orch):
+    path = write(project, _config(catalog, "sft", {"dataset_dir": "no_such_dir"}))
+    errors = [p for p in _problems(orch, path) if p["severity"] == "error"]
+    assert [p["rule"] for p in errors] == ["paths"], errors
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"resume_from_checkpoint": True},  # Trainer.train(True): resume from the latest checkpoint
+        {"max_grad_norm": -1.0},  # <= 0 turns clipping off
+        {"max_steps": "__drop__", "num_train_epochs": 1, "save_steps": 1},  # the trainer rounds steps up
+        {"lora_target": ["q_proj", "v_proj"]},  # a YAML list where the help says comma-separated
+        {"report_to": ["none"]},
+        {"save_steps": 0.5},
+    ],
+    ids=["resume-true", "clip-off", "rounding", "target-list", "report-list", "save-fraction"],
+)
+def test_legal_values_are_not_errors(project, catalog, orch, changes):
+    path = write(project, _config(catalog, "sft", changes))
+    errors = [p for p in _problems(orch, path) if p["severity"] == "error"]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"logging_steps": 100}, "logging_steps"),
+        ({"warmup_steps": 5, "warmup_ratio": 0.1}, "warmup_steps"),
+        ({"bf16": False, "fp16": True, "pure_bf16": True}, "fp16"),
+        ({"lora_rank": 4096}, "lora_rank"),
+    ],
+    ids=["logging-never", "warmup-twice", "precisions-fight", "rank-above-hidden"],
+)
+def test_likely_mistakes_warn(project, catalog, orch, changes, key):
+    path = write(project, _config(catalog, "sft", changes))
+    found = _problems(orch, path)
+    assert any(p["severity"] == "warning" and f": {key}" in p["where"] for p in found), found
+
+
+def _problems(orch, path) -> list[dict]:
+    return json.loads(orch("validate", "--config", str(path), "--json").output)["configs"][path.name]
 
 
 def test_the_suite_is_broad():
@@ -144,7 +212,7 @@ def test_schedule_reports_its_numbers(project, catalog, orch):
     found = [p for p in json.loads(result.output)["configs"]["hand.yaml"] if p["rule"] == "checkpoints"]
     rows, batch = 40, tiny_config(catalog)["per_device_train_batch_size"]
     accumulation = tiny_config(catalog)["gradient_accumulation_steps"]
-    per_epoch = max(1, -(-rows // batch) // accumulation)
+    per_epoch = max(1, math.ceil(math.ceil(rows / batch) / accumulation))  # the trainer rounds up
     assert f"{rows} training rows" in found[0]["message"]
     assert f"the run's {per_epoch * 2} total steps" in found[0]["message"]
 
@@ -177,8 +245,9 @@ def test_new_keys_are_typed_without_code(project, catalog):
         ("stage: sft\n---\nlora_rank: 8\n", 3, "second YAML document"),
         ("stage: sft\nlora_rank: [8\n", 3, "flow sequence"),
         ("", None, "empty"),
+        ("stage: sft\nb:\n  c: 1\n  c: 2\n", 4, "duplicate key `b.c` (first on line 3)"),
     ],
-    ids=["duplicate", "tab", "list", "two-documents", "unclosed", "empty"],
+    ids=["duplicate", "tab", "list", "two-documents", "unclosed", "empty", "nested-duplicate"],
 )
 def test_yaml_structure_names_the_line(project, orch, text, line, words):
     path = project.root / "hand.yaml"
@@ -188,6 +257,13 @@ def test_yaml_structure_names_the_line(project, orch, text, line, words):
     found = json.loads(result.output)["configs"]["hand.yaml"]
     assert found[0]["where"] == (f"hand.yaml:{line}" if line else "hand.yaml"), found
     assert words in found[0]["message"] and found[0]["fix"]
+
+
+def test_yaml_merge_keys_load_as_omegaconf_loads_them(project, catalog):
+    from orchestrator.validation.yaml_source import load_config
+
+    loaded = load_config("base: &b\n  lora_rank: 8\nlora: \n  <<: *b\n  lora_alpha: 16\n")
+    assert loaded.values["lora"] == {"lora_rank": 8, "lora_alpha": 16}
 
 
 def test_warning_for_legal_but_likely_mistaken(project, catalog):

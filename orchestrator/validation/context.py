@@ -43,6 +43,9 @@ def task_of(cfg: ConfigUnderTest, ctx: Context) -> Task | None:
 
 def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
     """`<dataset_dir>/dataset_info.json`, loaded, or the problem that stops it loading."""
+    if "dataset_dir" in cfg.rejected:
+        problem = Problem(Severity.INFO, "datasets", cfg.where("dataset_dir"), "datasets not checked: see dataset_dir")
+        return cfg.project.root, {}, problem
     dataset_dir = cfg.path("dataset_dir") or cfg.project.resolve("data")
     info_path = dataset_dir / "dataset_info.json"
     rel = cfg.project.relative(info_path)

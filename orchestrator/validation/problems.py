@@ -72,7 +72,7 @@ def stage_of(values: dict[str, Any]) -> str:
     """Which kind of run a config describes: export, predict or (any) training."""
     from orchestrator import stages
 
-    if values.get(stages.EXPORT.output_key):
+    if values.get(stages.EXPORT.output_key) or any(str(key).startswith("export_") for key in values):
         return stages.EXPORT.name
     if values.get("do_predict") and not values.get("do_train"):
         return stages.PREDICT.name

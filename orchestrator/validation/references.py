@@ -63,9 +63,10 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 continue  # a hub id: the model rule checks the cache
             path = cfg.project.resolve(value)
             if path.exists():
+                yield from _kind_problems(cfg, key, value, path)
                 yield from _checkpoint_problems(cfg, key, path)
                 continue
-            if key == "adapter_name_or_path":
+            if key == "adapter_name_or_path" and (cfg.origins or _under(path, cfg.project.resolve("saves"))):
                 # Written by a training run: orch runs a rendered run's sft stage first.
                 yield Problem(
                     INFO if cfg.origins else WARNING,
@@ -83,6 +84,29 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 f"{value} does not exist (jobs run in the project root, {cfg.project.root})",
                 "fix the path, or create what it names before submitting",
             )
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _kind_problems(cfg: ConfigUnderTest, key: str, value: str, path: Path) -> Iterator[Problem]:
+    """A folder where a folder is read (`_dir`, `_folder`), a file where a file is (`_file`, configs)."""
+    wants_dir = key.endswith(("_dir", "_folder"))
+    wants_file = key.endswith(("_file", "_config")) or key == "deepspeed"
+    if (wants_dir and not path.is_dir()) or (wants_file and not path.is_file()):
+        cfg.rejected.add(key)
+        kind, other = ("folder", "file") if wants_dir else ("file", "folder")
+        yield Problem(ERROR, "paths", cfg.where(key), f"{value} is a {other}, not a {kind}", f"give the {kind} itself")
+    elif key.endswith(("adapter_name_or_path", "_adapters")) and not (path / "adapter_config.json").is_file():
+        cfg.rejected.add(key)
+        yield Problem(
+            ERROR,
+            "paths",
+            cfg.where(key),
+            f"{value} has no adapter_config.json: not a LoRA adapter folder",
+            "point it at the folder a LoRA training wrote (its output_dir, or a checkpoint-N in it)",
+        )
 
 
 def _checkpoint_problems(cfg: ConfigUnderTest, key: str, path: Path) -> Iterator[Problem]:
@@ -113,6 +137,15 @@ def integrations(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
     known = list(INTEGRATION_TO_CALLBACK)
+    if len(names) > 1 and {"none", "all"} & set(names):
+        yield Problem(
+            ERROR,
+            "report-to",
+            cfg.where("report_to"),
+            f"{names}: `none` and `all` stand alone, not in a list (the trainer rejects them there)",
+            "report_to: none, report_to: all, or a list of integrations",
+        )
+        return
     for name in names:
         if name in ("none", "all"):
             continue
@@ -263,21 +296,33 @@ def _tokenizer_facts(ctx: Context, model_dir: Path) -> tuple[set[str] | None, st
     return ctx.model_cache[key]
 
 
-def context_length(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
-    """cutoff_len fits the model's context window."""
-    cutoff = cfg.values.get("cutoff_len")
-    model_dir = _model_dir(cfg)
-    if not isinstance(cutoff, int) or "cutoff_len" in cfg.rejected or model_dir is None:
-        return
+def _model_config(model_dir: Path) -> dict[str, Any]:
     try:
-        window = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+        loaded = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return
-    if isinstance(window, int) and cutoff > window:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def model_fit(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
+    """cutoff_len fits the model's context window; lora_rank stays below its hidden size."""
+    model_dir = _model_dir(cfg)
+    config = _model_config(model_dir) if model_dir is not None else {}
+    cutoff, window = cfg.values.get("cutoff_len"), config.get("max_position_embeddings")
+    if isinstance(cutoff, int) and isinstance(window, int) and cutoff > window:
         yield Problem(
             WARNING,
             "cutoff",
             cfg.where("cutoff_len"),
             f"cutoff_len {cutoff} exceeds the model's context window ({window} positions)",
             f"set cutoff_len to at most {window}, or configure rope_scaling",
+        )
+    rank, hidden = cfg.values.get("lora_rank"), config.get("hidden_size")
+    if stages.get(cfg.stage).trains and isinstance(rank, int) and isinstance(hidden, int) and rank > hidden:
+        yield Problem(
+            WARNING,
+            "likely-mistake",
+            cfg.where("lora_rank"),
+            f"lora_rank {rank} exceeds the model's hidden size {hidden}: the adapter is no longer low-rank",
+            "LoRA ranks are usually 8-64",
         )

@@ -74,17 +74,40 @@ def _parser_problems(cfg: ConfigUnderTest, message: str) -> Iterator[Problem]:
             hint = f"did you mean {', '.join(close)}?" if close else "remove it"
             if cfg.stage == EXPORT and key in lf.argument_types(TRAINING):
                 hint = "a training key has no place in an export config: move it under `sft:` in the template"
-            yield Problem(ERROR, "llamafactory-args", cfg.where(key), f"unknown key for a {cfg.stage} config", hint)
+            yield Problem(ERROR, "llamafactory-args", cfg.where(key), f"unknown key for {_a(cfg.stage)} config", hint)
         return
-    keys = [k for k in re.findall(r"\w+", message) if k in cfg.values] or _culprits(cfg, message)
+    missing = _missing_package(message)
+    words = re.findall(r"\w+", message)
+    keys = [k for k in words if k in cfg.values] or (missing and []) or _culprits(cfg, message)
+    keys = keys or [k for k in words if k in lf.fields(cfg.stage)]  # a key the config lacks
     named = f" (it comes from {', '.join(keys)})" if len(keys) > 1 else ""
+    if missing:
+        fix = f"pip install {missing} into the job's environment (.venv), or remove the key that needs it"
+    elif keys:
+        fix = f"change {' or '.join(keys)} (LLaMA-Factory's own argument check)"
+    else:
+        fix = "see LLaMA-Factory's message"
     yield Problem(
         ERROR,
         "llamafactory-args",
         cfg.where(keys[0] if keys else None),
         f"LLaMA-Factory rejects the config: {message.strip()}{named}",
-        f"change {' or '.join(keys)} (LLaMA-Factory's own argument check)" if keys else "see LLaMA-Factory's message",
+        fix,
     )
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _missing_package(message: str) -> str | None:
+    """The distribution a version check found missing (`deepspeed>=0.9.3`, ...), if that is the complaint."""
+    if not re.search(r"not found|No package metadata|not installed|pip install|please install", message, re.I):
+        return None
+    found = re.search(r"pip install[\s`'\"]+([A-Za-z][\w.\-\[\]]*(?:[<>=!~]=?[\w.]+)?)", message, re.I)
+    found = found or re.search(r"'([A-Za-z][\w.-]*(?:[<>=!~]=?[\w.]+)?)' distribution", message)
+    found = found or re.search(r"install ([A-Za-z][\w.-]*)", message, re.I)
+    return found.group(1) if found else None
 
 
 def _culprits(cfg: ConfigUnderTest, message: str) -> list[str]:
@@ -160,7 +183,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _quantization_fix(exc: BaseException) -> str:
     text = str(exc)
-    missing = re.search(r"(bitsandbytes|hqq|eetq)\S*", text)
+    missing = re.search(r"(bitsandbytes|hqq|eetq)[\w.<>=]*", text)
     if isinstance(exc, ImportError) or "pip install" in text or "required" in text.lower():
         return f"pip install {missing.group(0) if missing else 'the quantization library'} into the job's environment"
     return "QLoRA is quantization_bit 4 (or 8) with the default quantization_method bnb"
@@ -247,6 +270,18 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
             cfg.where(key),
             f"dataset {name!r}: file {cfg.project.relative(path)} does not exist",
             "prepare the data (see README, 'Preparing data') or fix file_name in the task file",
+        )
+        return
+    needs_ranking = lf.dataset_stage(str(cfg.values.get("stage", "sft"))) == "rm"
+    if cfg.stage != stages.PREDICT.name and bool(entry.get("ranking", False)) != needs_ranking:
+        kind = "pairs of chosen/rejected answers (`ranking: true`)" if needs_ranking else "single answers"
+        yield Problem(
+            ERROR,
+            "datasets",
+            cfg.where(key),
+            f"stage {cfg.values.get('stage', 'sft')} trains on {kind}; dataset {name!r} is not one "
+            "(LLaMA-Factory stops with 'The dataset is not applicable in the current training stage')",
+            "give a dataset made for this stage, or the stage the dataset is made for",
         )
         return
     if entry.get("formatting", "alpaca") != "alpaca":
@@ -409,9 +444,37 @@ def output_dir(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         )
 
 
+def does_something(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
+    """A training config trains, evaluates or predicts; an export config says where to write."""
+    if cfg.stage == EXPORT and not cfg.values.get("export_dir"):
+        yield Problem(
+            ERROR,
+            "llamafactory-args",
+            cfg.where("export_dir"),
+            "an export config without export_dir: `llamafactory-cli export` stops at once",
+            "set export_dir to the folder the merged model goes to",
+        )
+    elif cfg.stage == TRAINING and not any(cfg.values.get(k) for k in ("do_train", "do_eval", "do_predict")):
+        yield Problem(
+            ERROR,
+            "llamafactory-args",
+            cfg.where("do_train"),
+            "do_train, do_eval and do_predict are all off: the job would load the model and do nothing",
+            "set do_train: true (or do_predict: true for a prediction config)",
+        )
+
+
 def likely_mistakes(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """Legal values that are almost certainly not meant."""
     values = cfg.usable()
+    if values.get("fp16") and values.get("pure_bf16"):
+        yield Problem(
+            WARNING,
+            "likely-mistake",
+            cfg.where("fp16"),
+            "fp16 mixed precision over pure_bf16 weights: two precisions fight over the same model",
+            "keep pure_bf16 (or bf16) alone",
+        )
     lr = values.get("learning_rate")
     if stages.get(cfg.stage).trains and isinstance(lr, (int, float)) and lr >= 0.01:
         yield Problem(
@@ -441,13 +504,14 @@ def likely_mistakes(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
 GATES: tuple[Rule, ...] = (schema.declared_types, schema.value_ranges, references.referenced_paths)
 RULES: tuple[Rule, ...] = (
     llamafactory_parser,
+    does_something,
     quantization,
     references.integrations,
     schedule.checkpoint_schedule,
     chat_template,
     references.template_matches_model,
     references.lora_targets,
-    references.context_length,
+    references.model_fit,
     datasets,
     model_path,
     cutoff,

@@ -33,6 +33,10 @@ ALIAS_HINTS = {
 }
 
 
+# Where what runs accepts more than the dataclass declares (the trainer's own call signature).
+WIDER: dict[str, Any] = {"resume_from_checkpoint": bool}  # Trainer.train(resume_from_checkpoint=True): the latest
+
+
 def _is_union(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
@@ -122,13 +126,24 @@ def describe(annotation: Any) -> str:
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text", dict: "a mapping"}
 
 
+_UNDECIDED = object()
+
+
 def type_problem(spec: lf.FieldSpec, value: Any) -> tuple[str, str] | None:
     """(message, fix) when `value` cannot be what the key declares; None when it can."""
-    example = f"e.g. `{spec.name}: {_yaml(spec.default)}` (the default)" if _has_default(spec) else ""
     if value is None and not conforms(None, spec.annotation):
-        return "has no value", "give a value or remove the line to use the default" + (
-            f"; {example}" if example else ""
-        )
+        return "has no value", _with_example(spec, "give a value or remove the line to use the default")
+    for check in (_choice_problem, _list_problem):
+        verdict = check(spec, value)
+        if verdict is not _UNDECIDED:
+            return verdict
+    if conforms(value, spec.annotation) or (spec.name in WIDER and conforms(value, WIDER[spec.name])):
+        return None
+    return f"expects {describe(spec.annotation)}, got {value!r} ({type(value).__name__})", _type_fix(spec, value)
+
+
+def _choice_problem(spec: lf.FieldSpec, value: Any) -> Any:
+    """Literal, enum and metadata choices; space-separated enum words (`fsdp`, `debug`)."""
     valid = choices(spec)
     if valid is not None and value is not None and not isinstance(value, (list, dict)):
         if value in valid or any(isinstance(v, enum.Enum) and v.value == value for v in valid):
@@ -138,26 +153,40 @@ def type_problem(spec: lf.FieldSpec, value: Any) -> tuple[str, str] | None:
     if words is not None and isinstance(value, str):
         bad = [w for w in value.split() if w not in words]
         return _not_a_choice(spec, bad[0], words) if bad else None
-    if isinstance(value, list) and takes_comma_list(spec) and all(isinstance(v, str) for v in value):
-        return None
-    if conforms(value, spec.annotation):
-        return None
-    got = f"{value!r} ({type(value).__name__})"
-    fix = f"give {describe(spec.annotation)}" + (f", {example}" if example else "")
+    return _UNDECIDED
+
+
+def _list_problem(spec: lf.FieldSpec, value: Any) -> Any:
+    """Comma-separated lists (and YAML lists where those are meant): no empty or non-text names."""
+    if not takes_comma_list(spec) or not isinstance(value, (str, list)):
+        return _UNDECIDED
+    items = value.split(",") if isinstance(value, str) else value
+    if any(not isinstance(item, str) or not item.strip() for item in items):
+        return f"{value!r} has an empty or non-text name in its list", "give names separated by commas, no stray comma"
+    return None if isinstance(value, list) else _UNDECIDED
+
+
+def _type_fix(spec: lf.FieldSpec, value: Any) -> str:
+    """The fix for a value of the wrong type, naming the usual slip when it is one."""
     if isinstance(value, bool) and conforms("x", spec.annotation):
-        fix = f"YAML read an unquoted yes/no/on/off as true/false: quote it, `{spec.name}: '{_word(value)}'`"
-    elif isinstance(value, str) and _number(value) is not None and conforms(_number(value), spec.annotation):
-        fix = f"remove the quotes: `{spec.name}: {value}`"
-    elif isinstance(value, str) and value.lower() in ("true", "false") and conforms(True, spec.annotation):
-        fix = f"remove the quotes: `{spec.name}: {value.lower()}`"
-    elif isinstance(value, float) and value.is_integer() and conforms(int(value), spec.annotation):
-        fix = f"give a whole number: `{spec.name}: {int(value)}`"
-    return f"expects {describe(spec.annotation)}, got {got}", fix
+        return f"YAML read an unquoted yes/no/on/off as true/false: quote it, `{spec.name}: '{_word(value)}'`"
+    if isinstance(value, str) and _number(value) is not None and conforms(_number(value), spec.annotation):
+        return f"remove the quotes: `{spec.name}: {value}`"
+    if isinstance(value, str) and value.lower() in ("true", "false") and conforms(True, spec.annotation):
+        return f"remove the quotes: `{spec.name}: {value.lower()}`"
+    if isinstance(value, float) and value.is_integer() and conforms(int(value), spec.annotation):
+        return f"give a whole number: `{spec.name}: {int(value)}`"
+    return _with_example(spec, f"give {describe(spec.annotation)}")
+
+
+def _with_example(spec: lf.FieldSpec, fix: str) -> str:
+    return fix + (f", e.g. `{spec.name}: {_yaml(spec.default)}` (the default)" if _has_default(spec) else "")
 
 
 def _not_a_choice(spec: lf.FieldSpec, value: Any, valid: list[Any]) -> tuple[str, str]:
     shown = [str(v.value if isinstance(v, enum.Enum) else v) for v in valid]
-    close = difflib.get_close_matches(str(value), shown, n=1)
+    lowered = {s.lower(): s for s in shown}
+    close = [lowered[m] for m in difflib.get_close_matches(str(value).lower(), list(lowered), n=1)]
     fix = f"one of: {', '.join(shown)}"
     if close:
         fix = f"did you mean {close[0]}? {fix}"
@@ -208,7 +237,7 @@ class Bound:
         return re.search(self.pattern, name) is not None
 
     def admits(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
@@ -235,7 +264,7 @@ BOUNDS: tuple[Bound, ...] = (
     ),
     Bound(POSITIVE, 0, low_open=True, why="a count, size, length or rate of 0 or less cannot work"),
     Bound(
-        r"(^num_|_steps|_size|_workers|_limit|_epochs|_delay|_len|weight_decay|max_grad_norm|^top_k|_alpha|_epsilon)$",
+        r"(^num_|_steps|_size|_workers|_limit|_epochs|_delay|_len|weight_decay|^top_k|_alpha|_epsilon)$",
         0,
         why="a count or magnitude cannot be negative",
     ),

@@ -111,6 +111,8 @@ def _mapping_problems(node: yaml.Node, path: str = "") -> list[SyntaxProblem]:
     first: dict[str, int] = {}
     for key, value in node.value:
         line = key.start_mark.line + 1
+        if isinstance(key, yaml.ScalarNode) and key.tag.endswith(":merge"):
+            continue  # `<<: *anchor` merges a mapping, as OmegaConf does
         if not isinstance(key, yaml.ScalarNode) or not key.tag.endswith(":str"):
             shown = key.value if isinstance(key, yaml.ScalarNode) else _kind(key)
             out.append(SyntaxProblem(line, f"key {shown!r} is not a name", "keys are names: `lora_rank: 8`"))
