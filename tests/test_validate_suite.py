@@ -136,6 +136,20 @@ def test_export_without_export_dir_names_it(project, catalog, orch):
     assert any(p["severity"] == "error" and p["where"] == "hand.yaml: export_dir" for p in found), found
 
 
+def test_a_key_the_config_lacks_is_named(project, catalog, orch):
+    """LLaMA-Factory's complaint about a missing key (predict without eval data) names that key."""
+    path = write(project, _config(catalog, "predict", {"eval_dataset": "__drop__"}))
+    errors = [p for p in _problems(orch, path) if p["severity"] == "error"]
+    assert any(p["where"] == "hand.yaml: eval_dataset" for p in errors), errors
+
+
+def test_a_package_a_key_needs_says_pip_install(project, catalog, orch):
+    assert importlib.util.find_spec("deepspeed") is None  # the environment the project installs has none
+    path = write(project, _config(catalog, "sft", {"deepspeed": {"zero_optimization": {"stage": 2}}}))
+    errors = [p for p in _problems(orch, path) if p["severity"] == "error"]
+    assert any(p["fix"].startswith("pip install deepspeed") for p in errors), errors
+
+
 def test_a_missing_dataset_dir_is_said_once(project, catalog, orch):
     path = write(project, _config(catalog, "sft", {"dataset_dir": "no_such_dir"}))
     errors = [p for p in _problems(orch, path) if p["severity"] == "error"]
