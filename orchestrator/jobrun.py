@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestrator import stages
@@ -46,10 +47,12 @@ def main(job_dir: Path) -> int:
     }
 
     resumed_from = None
+    set_aside: list[str] = []
     if stage.trains:
-        status = output_status(output_dir)
-        for moved in set_aside_incomplete(status):
-            print(f"orch: set aside a checkpoint cut off while being written: {project.relative(moved)}", flush=True)
+        status = _checkpoints_settled(output_dir, leader)
+        for moved, reasons in set_aside_incomplete(status) if leader else []:
+            set_aside.append(f"{project.relative(moved)} ({'; '.join(reasons)})")
+            print(f"orch: set aside an unusable checkpoint: {set_aside[-1]}", flush=True)
         latest = status.latest_checkpoint
         if latest is not None:
             resumed_from = project.relative(latest)
@@ -59,7 +62,7 @@ def main(job_dir: Path) -> int:
         write_text_atomic(output_dir / ORCH_CONFIG, config.read_text(encoding="utf-8"))
     if leader:
         event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
-        record_event(project, run, event, resumed_from=resumed_from, **common)
+        record_event(project, run, event, resumed_from=resumed_from, set_aside=set_aside or None, **common)
 
     print(f"orch: {' '.join(cmd)}", flush=True)
     child = subprocess.Popen(cmd, cwd=project.root)
@@ -97,6 +100,20 @@ def main(job_dir: Path) -> int:
             **common,
         )
     return code
+
+
+def _checkpoints_settled(output_dir: Path, leader: bool, wait_s: float = 300.0):
+    """The output folder's checkpoints; on other ranks, once the leader has set the unusable ones aside.
+
+    Only the leader (node rank 0) renames; the others wait for it, so no two
+    processes race over the same folder, and all resume from the same checkpoint.
+    """
+    status = output_status(output_dir)
+    deadline = time.monotonic() + wait_s
+    while not leader and status.incomplete and time.monotonic() < deadline:
+        time.sleep(1.0)
+        status = output_status(output_dir)
+    return status
 
 
 def _llamafactory_cli() -> str:

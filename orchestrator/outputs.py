@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -55,16 +56,63 @@ def checkpoints(path: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_problems(checkpoint: Path) -> list[str]:
+    """Why a checkpoint cannot be resumed from (empty: it can).
+
+    Everything the trainer reads back must be there, non-empty and readable at its
+    header: trainer_state.json with its step, the weights (a safetensors header, or a
+    torch archive), the optimizer and scheduler (torch archives; DeepSpeed keeps its own
+    optimizer in global_step*/) and the RNG state. transformers writes trainer_state.json
+    last, so a save cut off by a kill usually lacks it; a disk that filled up leaves
+    empty or truncated files.
+    """
+    problems = _state_problems(checkpoint)
+    weights = [checkpoint / name for name in WEIGHT_FILES if (checkpoint / name).exists()]
+    if not weights:
+        problems.append("no weights file")
+    problems += [p for path in weights if (p := _file_problem(path))]
+    deepspeed = any(checkpoint.glob("global_step*"))  # DeepSpeed keeps the optimizer there
+    for name in ["scheduler.pt"] if deepspeed else ["optimizer.pt", "scheduler.pt"]:
+        problems += [p for p in [_file_problem(checkpoint / name)] if p]
+    rng = sorted(checkpoint.glob("rng_state*.pth"))
+    problems += [p for path in rng if (p := _file_problem(path))] if rng else ["no rng_state*.pth"]
+    return problems
+
+
 def is_complete(checkpoint: Path) -> bool:
-    """transformers writes trainer_state.json last: without it the save was cut off."""
-    state = checkpoint / "trainer_state.json"
-    if not state.is_file():
-        return False
+    """Whether training can resume from this checkpoint (see checkpoint_problems)."""
+    return not checkpoint_problems(checkpoint)
+
+
+def _state_problems(checkpoint: Path) -> list[str]:
+    state = _json(checkpoint / TRAINER_STATE)
+    step = state.get("global_step")
+    if not state:
+        return [f"{TRAINER_STATE} missing, empty or unreadable"]
+    if not isinstance(step, int) or step < 1:
+        return [f"{TRAINER_STATE} has no global_step"]
+    return []
+
+
+def _file_problem(path: Path) -> str | None:
+    """A file's problem: missing, empty, or a header that does not parse."""
     try:
-        json.loads(state.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
-        return False
-    return True
+        size = path.stat().st_size
+        if size == 0:
+            return f"{path.name} is empty"
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            if path.suffix == ".safetensors":
+                length = int.from_bytes(head, "little")
+                if len(head) < 8 or length > size - 8 or not isinstance(json.loads(handle.read(length)), dict):
+                    return f"{path.name}: safetensors header does not parse"
+            elif path.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(path):
+                return f"{path.name} is not a torch archive"
+    except FileNotFoundError:
+        return f"{path.name} missing"
+    except (OSError, ValueError, UnicodeDecodeError):
+        return f"{path.name} cannot be read"
+    return None
 
 
 def output_status(path: Path) -> OutputStatus:
@@ -81,17 +129,19 @@ def output_status(path: Path) -> OutputStatus:
     return OutputStatus(path, OutputState.FRESH, done, cut)
 
 
-def set_aside_incomplete(status: OutputStatus) -> list[Path]:
-    """Rename cut-off checkpoints out of the `checkpoint-*` namespace (never delete them).
+def set_aside_incomplete(status: OutputStatus) -> list[tuple[Path, list[str]]]:
+    """Rename unusable checkpoints out of the `checkpoint-*` namespace (never delete them).
 
     Left in place, LLaMA-Factory's auto-resume or transformers' checkpoint
-    rotation would pick them up and fail with "Can't find a valid checkpoint".
+    rotation would pick them up and fail, or resume from garbage. Returns each
+    new path with the reasons it was set aside.
     """
     moved = []
     for path in status.incomplete:
+        reasons = checkpoint_problems(path)
         target = path.with_name(f"incomplete-{path.name}-{int(time.time())}")
         path.rename(target)
-        moved.append(target)
+        moved.append((target, reasons))
     return moved
 
 

@@ -25,6 +25,7 @@ from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomi
 from orchestrator.models import resolve_model
 from orchestrator.outputs import OutputState, output_status
 from orchestrator.render import render_run
+from orchestrator.resources import check_resources
 from orchestrator.runs import (
     ORCH_CONFIG,
     Run,
@@ -36,7 +37,7 @@ from orchestrator.runs import (
     sha256_text,
 )
 from orchestrator.stages import Event
-from orchestrator.templating import render
+from orchestrator.templating import render, shell_env
 from orchestrator.validation import Severity, validate_run
 from orchestrator.validation.context import Context
 
@@ -136,7 +137,9 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
         )
     config = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
     settings = catalog.settings(run.model, opts.method, task)
-    slurm = {**settings.get("orch", {}).get("slurm", {}), **{k: v for k, v in opts.resources.items() if v is not None}}
+    given = {k: v for k, v in opts.resources.items() if v is not None}
+    slurm = {**settings.get("orch", {}).get("slurm", {}), **given}
+    check_resources(slurm, set(given))
     plan = Plan(run, config.values, config.text, slurm, "fresh")
     _check_not_active(project, executor, run)
     _decide_output(catalog, plan, opts)
@@ -314,6 +317,8 @@ def render_job_script(
 ) -> str:
     """The job script for a run (SLURM directives + the local body)."""
     root = root or catalog.project.root
+    check_resources(slurm)
+    python = python or sys.executable
     context = {
         "job": {
             "name": f"orch-{run.slug}",
@@ -324,10 +329,10 @@ def render_job_script(
             "master_port": 29500 + random.Random(run.name).randrange(1000),
         },
         "slurm": {k: slurm.get(k) for k in RESOURCE_KEYS},
-        "paths": {"root": str(root), "python": python or sys.executable},
+        "paths": {"root": str(root), "python": python, "bin": str(Path(python).parent)},
         "env": env if env is not None else _job_env(catalog),
     }
-    return render(catalog.env, "jobs/job.sh.j2", context)
+    return render(shell_env(catalog.project.templates), "jobs/job.sh.j2", context)
 
 
 def _job_env(catalog: Catalog) -> dict[str, str]:

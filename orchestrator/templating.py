@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,31 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["yaml"] = _to_yaml_scalar
-    env.filters["shquote"] = lambda value: shlex.quote(str(value))
     return env
+
+
+@cache
+def shell_env(templates_dir: Path) -> jinja2.Environment:
+    """A Jinja environment for shell scripts: every `{{ value }}` is shell-quoted by the engine.
+
+    Quoting by construction: a template cannot forget it. A value with a line break or
+    another control character is refused outright (it could end a comment or a directive).
+    """
+    env = make_env(templates_dir)
+    env.finalize = shell_value
+    return env
+
+
+def shell_value(value: Any) -> str:
+    """`value` as one shell word (quoted when it needs to be); control characters are refused."""
+    text = str(value)
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise OrchError(
+            f"{text!r} cannot go into a job script: it holds the control character {bad!r}",
+            fix="give the value without line breaks or control characters",
+        )
+    return shlex.quote(text)
 
 
 def _to_yaml_scalar(value: Any) -> str:

@@ -122,3 +122,21 @@ def smollm2_dir() -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("ORCH_MODEL_CACHE", raising=False)
         return prepare_model(Catalog(Project(REPO)), "smollm2-135m", log=lambda _m: None)
+
+
+def write_checkpoint(folder: Path, step: int) -> Path:
+    """A minimal complete checkpoint as transformers writes one: state, weights, optimizer, scheduler, RNG.
+
+    The files hold placeholders in the real formats (a safetensors header, torch zip
+    archives), enough for orch's integrity check; no trainer ever loads them here.
+    """
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": []}))
+    header = b"{}"
+    (folder / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        with zipfile.ZipFile(folder / name, "w") as archive:
+            archive.writestr("archive/data.pkl", b"placeholder")
+    return folder

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from conftest import write_checkpoint
+
 from orchestrator.diagnose import diagnose
 from orchestrator.evaluation.metrics import score
 from orchestrator.fileio import write_json_atomic
@@ -25,8 +27,7 @@ def fake_run(root: Path, model: str, log: list[dict], history: list[dict], check
     write_json_atomic(run / "train_results.json", {"train_loss": log[-1]["loss"], "train_runtime": 12.5})
     write_json_atomic(run / "eval_results.json", {"eval_loss": 0.5})
     for i in range(1, checkpoints + 1):
-        (run / f"checkpoint-{i * 10}").mkdir()
-        (run / f"checkpoint-{i * 10}" / "trainer_state.json").write_text("{}")
+        write_checkpoint(run / f"checkpoint-{i * 10}", i * 10)
     return run
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_ID
+from conftest import REPO, TINY_ID, write_checkpoint
 
 from orchestrator.render import render_run
 from orchestrator.validation import Severity, validate_file
@@ -216,15 +216,17 @@ def test_model_resolves_through_the_model_cache(project, catalog, model_cache):
 
 
 @pytest.mark.parametrize(
-    ("layout", "severity", "text"),
+    ("checkpoint", "layout", "severity", "text"),
     [
-        ({"checkpoint-5/trainer_state.json": "{}"}, Severity.INFO, "resumable from checkpoint-5"),
-        ({"checkpoint-5/trainer_state.json": "{}", "train_results.json": "{}"}, Severity.INFO, "is a finished run"),
-        ({"adapter_model.safetensors": ""}, Severity.ERROR, "holds weights but no checkpoint"),
+        (5, {}, Severity.INFO, "resumable from checkpoint-5"),
+        (5, {"train_results.json": "{}"}, Severity.INFO, "is a finished run"),
+        (None, {"adapter_model.safetensors": ""}, Severity.ERROR, "holds weights but no checkpoint"),
     ],
 )
-def test_output_dir_state(project, catalog, layout, severity, text):
+def test_output_dir_state(project, catalog, checkpoint, layout, severity, text):
     out = project.root / "saves/tiny-qwen3/lora/sft"
+    if checkpoint:
+        write_checkpoint(out / f"checkpoint-{checkpoint}", checkpoint)
     for rel, content in layout.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(content, encoding="utf-8")
@@ -234,8 +236,7 @@ def test_output_dir_state(project, catalog, layout, severity, text):
 
 def test_incomplete_checkpoint_warns(project, catalog):
     out = project.root / "saves/tiny-qwen3/lora/sft"
-    (out / "checkpoint-10").mkdir(parents=True)
-    (out / "checkpoint-10/trainer_state.json").write_text("{}")
+    write_checkpoint(out / "checkpoint-10", 10)
     (out / "checkpoint-20").mkdir()  # killed while saving: no trainer_state.json
     found = problems(project, catalog, tiny_config(catalog), Severity.WARNING, "output-dir")
     assert "cut off while being written: checkpoint-20" in found[0].message
@@ -244,8 +245,7 @@ def test_incomplete_checkpoint_warns(project, catalog):
 
 
 def test_overwrite_output_dir_warns_about_stale_checkpoints(project, catalog):
-    (project.root / "saves/tiny-qwen3/lora/sft/checkpoint-10").mkdir(parents=True)
-    (project.root / "saves/tiny-qwen3/lora/sft/checkpoint-10/trainer_state.json").write_text("{}")
+    write_checkpoint(project.root / "saves/tiny-qwen3/lora/sft/checkpoint-10", 10)
     found = problems(project, catalog, tiny_config(catalog, overwrite_output_dir=True), Severity.WARNING, "output-dir")
     assert "does not remove the 1 old checkpoint" in found[0].message
 

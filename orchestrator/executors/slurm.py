@@ -67,7 +67,8 @@ class SlurmExecutor:
     name = "slurm"
 
     def submit(self, spec: JobSpec) -> str:
-        cmd = ["sbatch", "--parsable"]
+        # The log goes on the command line (an argv word, never parsed by a shell or #SBATCH).
+        cmd = ["sbatch", "--parsable", f"--output={spec.log}", "--open-mode=append"]
         if spec.depends_on:
             cmd.append("--dependency=afterok:" + ":".join(spec.depends_on))
         cmd.append(str(spec.script))

@@ -7,15 +7,17 @@
 #SBATCH --cpus-per-task=8
 #SBATCH --mem=32G
 #SBATCH --time=12:00:00
-#SBATCH --output=/cluster/orch/jobs/qwen3-1p7b_lora_sft/20260101-000000-000000/job.log
-#SBATCH --open-mode=append
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@300
 # Rendered by orch from templates/jobs/job.sh.j2: qwen3-1p7b/lora/sft (sft).
+# The log (--output) is given to sbatch on its command line, not here.
 set -uo pipefail
 cd /cluster/orch
 
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# The environment's own tools first: LLaMA-Factory launches `torchrun` by name.
+export PATH=/cluster/orch/.venv/bin"${PATH:+:$PATH}"
+export ORCH_PYTHON=/cluster/orch/.venv/bin/python ORCH_JOB_DIR=/cluster/orch/jobs/qwen3-1p7b_lora_sft/20260101-000000-000000
 export HF_HOME=/share/hf
 export ORCH_MODEL_CACHE=/share/models
 # A user's own LLaMA-Factory checkout wins over the installed package.
@@ -58,7 +60,7 @@ trap requeue USR1
 
 export FORCE_TORCHRUN=1 NNODES=1 NODE_RANK=0 NPROC_PER_NODE=4
 export MASTER_ADDR=127.0.0.1 MASTER_PORT=29969
-/cluster/orch/.venv/bin/python -m orchestrator.jobrun /cluster/orch/jobs/qwen3-1p7b_lora_sft/20260101-000000-000000 &
+"$ORCH_PYTHON" -m orchestrator.jobrun "$ORCH_JOB_DIR" &
 child=$!
 # `wait` returns early when a trapped signal arrives; wait again until the child is gone.
 while :; do

@@ -1,0 +1,83 @@
+"""Checkpoint integrity: only a checkpoint the trainer can really resume from is ever chosen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import write_checkpoint
+
+from orchestrator.outputs import OutputState, checkpoint_problems, output_status, set_aside_incomplete
+
+
+def _break(folder, how: str) -> None:
+    if how == "empty-state":
+        (folder / "trainer_state.json").write_text("{}")
+    elif how == "state-without-step":
+        (folder / "trainer_state.json").write_text(json.dumps({"epoch": 1.0}))
+    elif how == "empty-weights":
+        (folder / "adapter_model.safetensors").write_bytes(b"")
+    elif how == "truncated-header":
+        (folder / "adapter_model.safetensors").write_bytes((1000).to_bytes(8, "little") + b"{}")
+    elif how == "no-optimizer":
+        (folder / "optimizer.pt").unlink()
+    elif how == "scheduler-not-an-archive":
+        (folder / "scheduler.pt").write_bytes(b"garbage")
+    elif how == "no-rng":
+        (folder / "rng_state.pth").unlink()
+    elif how == "no-weights":
+        (folder / "adapter_model.safetensors").unlink()
+
+
+HOW = [
+    "empty-state",
+    "state-without-step",
+    "empty-weights",
+    "truncated-header",
+    "no-optimizer",
+    "scheduler-not-an-archive",
+    "no-rng",
+    "no-weights",
+]
+
+
+def test_a_complete_checkpoint_has_no_problems(tmp_path):
+    assert checkpoint_problems(write_checkpoint(tmp_path / "checkpoint-4", 4)) == []
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_damaged_checkpoint_is_not_resumed_from(tmp_path, how):
+    out = tmp_path / "sft"
+    write_checkpoint(out / "checkpoint-2", 2)
+    _break(write_checkpoint(out / "checkpoint-4", 4), how)
+    status = output_status(out)
+    assert status.state is OutputState.RESUMABLE
+    assert status.latest_checkpoint.name == "checkpoint-2"
+    assert [p.name for p in status.incomplete] == ["checkpoint-4"]
+    assert checkpoint_problems(out / "checkpoint-4")
+
+
+def test_damaged_checkpoints_are_set_aside_with_their_reasons_never_deleted(tmp_path):
+    out = tmp_path / "sft"
+    write_checkpoint(out / "checkpoint-2", 2)
+    folder = write_checkpoint(out / "checkpoint-4", 4)
+    _break(folder, "empty-state")
+    _break(folder, "empty-weights")
+    moved = set_aside_incomplete(output_status(out))
+    assert len(moved) == 1
+    target, reasons = moved[0]
+    assert target.is_dir() and (target / "optimizer.pt").is_file() and not folder.exists()
+    assert any("trainer_state.json" in r for r in reasons) and any("adapter_model.safetensors" in r for r in reasons)
+
+
+def test_the_issue_reproduction_plans_the_previous_checkpoint(project, catalog):
+    """A checkpoint whose trainer_state.json is {} and whose adapter is empty was chosen for resume."""
+    from orchestrator.submit import SubmitOptions, submit
+
+    out = project.root / "saves/tiny-qwen3/lora/sft"
+    write_checkpoint(out / "checkpoint-2", 2)
+    _break(write_checkpoint(out / "checkpoint-4", 4), "empty-state")
+    (out / "checkpoint-4/adapter_model.safetensors").write_bytes(b"")
+    opts = SubmitOptions(executor="local", dry_run=True, sets=("bf16=false", "max_steps=8", "save_steps=2"))
+    plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+    assert plans[0].action == "resume" and plans[0].note == "from checkpoint-2"
