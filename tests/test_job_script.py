@@ -62,7 +62,7 @@ def test_script_has_the_resource_and_requeue_directives():
         "#SBATCH --time=12:00:00",
         "trap requeue USR1",
         "SIGNAL_SECONDS=300",
-        "export FORCE_TORCHRUN=1 NNODES=\"$SLURM_NNODES\" NPROC_PER_NODE=4",
+        'export FORCE_TORCHRUN=1 NNODES="$SLURM_NNODES" NPROC_PER_NODE=4',
         "srun --kill-on-bad-exit=1",
         "NODE_RANK=$SLURM_NODEID",
         "export HF_HOME=/share/hf",
