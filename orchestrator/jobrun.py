@@ -21,6 +21,7 @@ from pathlib import Path
 
 from orchestrator import stages
 from orchestrator.fileio import write_text_atomic
+from orchestrator.locks import LOCK_NAME, wait_for_submitter
 from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
@@ -61,6 +62,7 @@ def main(job_dir: Path) -> int:
         # The config the checkpoints written from now on come from (submit compares against it).
         write_text_atomic(output_dir / ORCH_CONFIG, config.read_text(encoding="utf-8"))
     if leader:
+        wait_for_submitter(job_dir.parent / LOCK_NAME)  # the ledger has `submitted` before this event
         event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
         record_event(project, run, event, resumed_from=resumed_from, set_aside=set_aside or None, **common)
 

@@ -22,6 +22,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
 from orchestrator.executors import JobSpec, get_executor
 from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomic
+from orchestrator.locks import LOCK_NAME, run_locks
 from orchestrator.models import resolve_model
 from orchestrator.outputs import OutputState, output_status
 from orchestrator.render import render_run
@@ -37,6 +38,7 @@ from orchestrator.runs import (
     sha256_text,
 )
 from orchestrator.stages import Event
+from orchestrator.task import Task
 from orchestrator.templating import render, shell_env
 from orchestrator.validation import Severity, validate_run
 from orchestrator.validation.context import Context
@@ -91,13 +93,25 @@ def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callab
     bad = [s for s in opts.then if s not in stages.CHAINABLE]
     if bad:
         raise OrchError(f"--then {','.join(bad)}: unknown stage", fix=f"use --then {','.join(stages.CHAINABLE)}")
+    runs = [
+        job_catalog.layout.run(model, opts.method, stage, task.name)
+        for model in models
+        for stage in (stages.TRAINING, *opts.then)
+    ]
+    locks = {} if opts.dry_run else {job_catalog.layout.job_root(run) / LOCK_NAME: run.name for run in runs}
+    with run_locks(locks):
+        return _plan_and_submit(job_catalog, executor, runs, task, opts, log)
+
+
+def _plan_and_submit(
+    job_catalog: Catalog, executor: Any, runs: list[Run], task: Task, opts: SubmitOptions, log: Callable[[str], None]
+) -> list[Plan]:
     ctx = Context([job_catalog.task(name) for name in job_catalog.task_names()])
     plans: list[Plan] = []
-    for model in models:
-        log(f"{model}: rendering and validating ...")
-        for stage in (stages.TRAINING, *opts.then):
-            run = job_catalog.layout.run(model, opts.method, stage, task.name)
-            plans.append(_plan(job_catalog, executor, run, task, opts, ctx))
+    for run in runs:
+        if run.stage == stages.TRAINING:
+            log(f"{run.model}: rendering and validating ...")
+        plans.append(_plan(job_catalog, executor, run, task, opts, ctx))
     if opts.dry_run:
         for plan in plans:
             log(f"--- {plan.run.name}: {plan.action} {plan.note}\n{plan.text}")

@@ -1,0 +1,59 @@
+"""One lock per run around plan-and-submit: concurrent submits of a run give exactly one job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, cancel_everything
+
+from orchestrator import ledger
+from orchestrator.errors import OrchError
+from orchestrator.locks import LOCK_NAME, run_locks
+from orchestrator.runs import Run
+from orchestrator.submit import SubmitOptions, submit
+
+SETS = ("bf16=false", "per_device_train_batch_size=2", "max_steps=400", "save_steps=50", "logging_steps=10")
+SFT = Run("tiny-qwen3", "lora", "sft")
+
+
+def _submitted(project) -> list[dict]:
+    return [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "submitted"]
+
+
+def test_a_submit_in_progress_refuses_a_second(project, catalog):
+    lock = catalog.layout.job_root(SFT) / LOCK_NAME
+    opts = SubmitOptions(executor="local", sets=SETS)
+    try:
+        with run_locks({lock: SFT.name}):  # another submit of the run is planning right now
+            with pytest.raises(OrchError) as refused:
+                submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+            assert "another `orch submit` of this run is in progress" in str(refused.value)
+            assert f"pid {os.getpid()}" in str(refused.value)
+            assert _submitted(project) == []
+        plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)  # released: it goes ahead
+        assert [p.action for p in plans] == ["fresh"] and len(_submitted(project)) == 1
+    finally:
+        cancel_everything(project, "local")
+
+
+def test_concurrent_submits_give_exactly_one_job(project):
+    """Two real `orch submit` processes started together: one job, the other a clear refusal."""
+    cmd = [sys.executable, "-m", "orchestrator.cli", "submit", "tiny-qwen3", "-e", "local"]
+    for item in SETS:
+        cmd += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        procs = [subprocess.Popen(cmd, cwd=project.root, env=env, **pipes) for _ in range(2)]
+        results = [(p.wait(timeout=600), p.communicate()[0]) for p in procs]
+        codes = sorted(code for code, _ in results)
+        assert codes[0] == 0 and codes[1] != 0, results
+        refusal = next(text for code, text in results if code != 0)
+        assert "in progress" in refusal or "already has" in refusal, refusal
+        assert "Traceback" not in refusal
+        assert len(_submitted(project)) == 1
+    finally:
+        cancel_everything(project, "local")
