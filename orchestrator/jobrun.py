@@ -25,6 +25,7 @@ from orchestrator.locks import LOCK_NAME, wait_for_submitter
 from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
+from orchestrator.secrets import overrides_from_env, redact_text
 from orchestrator.stages import Event
 
 
@@ -66,7 +67,8 @@ def main(job_dir: Path) -> int:
         event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
         record_event(project, run, event, resumed_from=resumed_from, set_aside=set_aside or None, **common)
 
-    print(f"orch: {' '.join(cmd)}", flush=True)
+    cmd += overrides_from_env()  # credentials: on the command line of this process only, never in a file
+    print(f"orch: {redact_text(' '.join(cmd))}", flush=True)
     child = subprocess.Popen(cmd, cwd=project.root)
     stopped = []
 

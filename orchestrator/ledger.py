@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator.secrets import redact
+
 
 def now() -> str:
     """UTC timestamp with seconds, as written in every record."""
@@ -28,7 +30,7 @@ def now() -> str:
 
 def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Append one record (a `time` is added if missing) and return it."""
-    record = {"time": now(), **record}
+    record = redact({"time": now(), **record})  # credentials never reach the ledger
     line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -25,6 +25,7 @@ from orchestrator.task import Task
 from orchestrator.templating import render
 
 DATASET_INFO = "dataset_info.json"
+SET_ORIGIN = "--set"  # the origin of a value given on the command line
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _origins(layers: list[Layer], stage: str, sets: list[tuple[str | None, str, 
             out[key] = layer.source
     for target, key, _ in sets:
         if target in (None, stage):
-            out[key] = "--set"
+            out[key] = SET_ORIGIN
     return out
 
 

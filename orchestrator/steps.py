@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from orchestrator.secrets import redact
 from orchestrator.templating import make_env, render
 
 HEADER = "# Steps\n\nWhat was run, when, with which config, data and code, and what came out. Written by orch.\n"
@@ -20,7 +21,7 @@ HEADER = "# Steps\n\nWhat was run, when, with which config, data and code, and w
 
 def append_entry(templates: Path, path: Path, record: dict[str, Any]) -> None:
     """Render `record` with the steps template and append it to `path`."""
-    text = render(make_env(templates), "steps/entry.md.j2", {"r": defaultdict(lambda: None, record)})
+    text = render(make_env(templates), "steps/entry.md.j2", {"r": defaultdict(lambda: None, redact(record))})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

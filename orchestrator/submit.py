@@ -37,6 +37,7 @@ from orchestrator.runs import (
     record_event,
     sha256_text,
 )
+from orchestrator.secrets import job_env, split_sets
 from orchestrator.stages import Event
 from orchestrator.task import Task
 from orchestrator.templating import render, shell_env
@@ -68,6 +69,7 @@ class Plan:
     job_id: str | None = None
     job_dir: Path | None = None
     moved_to: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # `--set` credentials: the job's env only
 
 
 @dataclass
@@ -135,7 +137,7 @@ def _plan_and_submit(
 
 def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: Context) -> Plan:
     project = catalog.project
-    sets = tuple(opts.sets)
+    sets, secret_sets = split_sets(tuple(opts.sets))
     rendered = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
     resolved = resolve_model(project, str(rendered.values.get("model_name_or_path", "")))
     if resolved.path is not None and resolved.path != project.resolve(str(rendered.values["model_name_or_path"])):
@@ -154,7 +156,7 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
     given = {k: v for k, v in opts.resources.items() if v is not None}
     slurm = {**settings.get("orch", {}).get("slurm", {}), **given}
     check_resources(slurm, set(given))
-    plan = Plan(run, config.values, config.text, slurm, "fresh")
+    plan = Plan(run, config.values, config.text, slurm, "fresh", secrets=job_env(secret_sets, run.stage))
     _check_not_active(project, executor, run)
     _decide_output(catalog, plan, opts)
     return plan
@@ -294,7 +296,9 @@ def _execute(catalog: Catalog, executor, plan: Plan, depends: tuple[str, ...], o
     write_json_atomic(job_dir / "job.json", job)
     script = job_dir / "job.sh"
     write_text_atomic(script, render_job_script(catalog, run, job_dir, log, plan.slurm))
-    spec = JobSpec(name=f"orch-{run.slug}", script=script, log=log, job_dir=job_dir, depends_on=depends)
+    spec = JobSpec(
+        name=f"orch-{run.slug}", script=script, log=log, job_dir=job_dir, depends_on=depends, env=plan.secrets
+    )
     plan.job_id = executor.submit(spec)
     plan.job_dir = job_dir
     data = dataset_files(project, plan.values, run.stage)

@@ -33,6 +33,7 @@ class JobSpec:
     log: Path
     job_dir: Path
     depends_on: tuple[str, ...] = field(default_factory=tuple)
+    env: dict[str, str] = field(default_factory=dict)  # given to the job's process only, never written down
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class LocalExecutor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "ORCH_JOB_ID": job_id},
+            env={**os.environ, **spec.env, "ORCH_JOB_ID": job_id},
         )
         data = json.loads(record.read_text())
         write_json_atomic(record, {**data, "pid": proc.pid})

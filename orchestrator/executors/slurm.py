@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -57,8 +58,8 @@ def fold_state(raw: str) -> str:
     return _STATES.get(word, UNKNOWN)
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
 
 
 class SlurmExecutor:
@@ -72,7 +73,7 @@ class SlurmExecutor:
         if spec.depends_on:
             cmd.append("--dependency=afterok:" + ":".join(spec.depends_on))
         cmd.append(str(spec.script))
-        result = _run(cmd)
+        result = _run(cmd, env={**os.environ, **spec.env})  # sbatch exports this environment to the job
         if result.returncode != 0:
             raise OrchError(
                 f"sbatch refused the job: {result.stderr.strip()}",

@@ -14,6 +14,8 @@ from orchestrator import lf_adapter as lf
 from orchestrator import stages
 from orchestrator.models import ModelSource, resolve_model
 from orchestrator.outputs import OutputState, output_status
+from orchestrator.render import SET_ORIGIN
+from orchestrator.secrets import is_secret_key
 from orchestrator.stages import TRAINING
 from orchestrator.validation import references, schedule, schema
 from orchestrator.validation.context import Context, dataset_info, dataset_names, rows, task_of
@@ -464,6 +466,21 @@ def does_something(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         )
 
 
+def credentials(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
+    """No credential is written into a config: templates and rendered configs are committed files."""
+    for key in cfg.values:
+        if not is_secret_key(key) or cfg.origins.get(key) == SET_ORIGIN:
+            continue
+        yield Problem(
+            ERROR if cfg.origins else WARNING,
+            "credentials",
+            cfg.where(key),
+            "a credential in a config file is stored in clear (and rendered configs are committed)",
+            f"remove it and give it at submit time: --set {key}=... (kept out of every file), "
+            "or in the job's environment (HF_TOKEN for the hub)",
+        )
+
+
 def likely_mistakes(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """Legal values that are almost certainly not meant."""
     values = cfg.usable()
@@ -516,5 +533,6 @@ RULES: tuple[Rule, ...] = (
     model_path,
     cutoff,
     output_dir,
+    credentials,
     likely_mistakes,
 )
