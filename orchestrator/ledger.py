@@ -16,6 +16,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,16 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(record, dict):
                 yield record
+
+
+_WARNED: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Say once (per process) that a ledger record was skipped: an older orch or a hand edit wrote it."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"orch: warning: ledger: {message}", file=sys.stderr)
 
 
 def for_run(path: Path, run: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from orchestrator import ledger, outputs, stages
 from orchestrator.errors import OrchError
 from orchestrator.executors import get_executor
-from orchestrator.executors.base import CANCELLED, COMPLETED, TERMINAL, TIMEOUT, UNKNOWN, JobState
+from orchestrator.executors.base import CANCELLED, COMPLETED, FAILED, TERMINAL, TIMEOUT, UNKNOWN, JobState
 from orchestrator.project import Project
 from orchestrator.runs import Run, known_runs, last_submission, log_tail, record_event
 from orchestrator.stages import Event
@@ -39,12 +39,23 @@ class RunStatus:
     log_tail: str = ""
 
 
-def run_status(project: Project, run: Run) -> RunStatus | None:
-    """The latest job of `run`, with progress from trainer_log.jsonl."""
+# The state a job's terminal ledger record stands for.
+LEDGER_STATES = {Event.FINISHED: COMPLETED, Event.FAILED: FAILED, Event.CANCELLED: CANCELLED, Event.TIMEOUT: TIMEOUT}
+
+
+def run_status(project: Project, run: Run, state: JobState | None = None) -> RunStatus | None:
+    """The latest job of `run`, with progress from trainer_log.jsonl.
+
+    Once the ledger has the job's terminal record (its own, or one reconciled
+    earlier), that record is the truth and the scheduler is not asked: a cluster
+    forgets finished jobs after a few minutes (SLURM's MinJobAge).
+    """
     sub = last_submission(project, run)
     if sub is None:
         return None
-    state = get_executor(sub["executor"], project.jobs).status(str(sub["job_id"]))
+    state = ledger_state(project, run, sub) or state
+    if state is None:
+        state = get_executor(sub["executor"], project.jobs).status(str(sub["job_id"]))
     _reconcile(project, run, sub, state)
     step, loss = _progress(project.resolve(sub["output_dir"])) if stages.get(run.stage).trains else ("", "")
     tail = log_tail(project.resolve(sub["log"]), 15) if state.state not in (COMPLETED, "RUNNING", "PENDING") else ""
@@ -62,7 +73,33 @@ def run_status(project: Project, run: Run) -> RunStatus | None:
 
 
 def all_status(project: Project) -> list[RunStatus]:
-    return [s for run in known_runs(project) if (s := run_status(project, run)) is not None]
+    """Every known run's status: jobs the ledger has not closed are asked in one call per executor."""
+    runs = known_runs(project)
+    open_jobs: dict[str, list[str]] = {}
+    for run in runs:
+        sub = last_submission(project, run)
+        if sub is not None and ledger_state(project, run, sub) is None:
+            open_jobs.setdefault(sub["executor"], []).append(str(sub["job_id"]))
+    states = {
+        (name, job_id): state
+        for name, ids in open_jobs.items()
+        for job_id, state in get_executor(name, project.jobs).statuses(ids).items()
+    }
+    out = []
+    for run in runs:
+        sub = last_submission(project, run)
+        if sub is not None:
+            out.append(run_status(project, run, states.get((sub["executor"], str(sub["job_id"])))))
+    return [s for s in out if s is not None]
+
+
+def ledger_state(project: Project, run: Run, sub: dict) -> JobState | None:
+    """The job's state from its terminal ledger record, if it has one."""
+    ends = [r for r in _records_since(project, run, sub) if r.get("event") in LEDGER_STATES]
+    if not ends:
+        return None
+    last = ends[-1]
+    return JobState(LEDGER_STATES[last["event"]], last.get("exit_code"), f"ledger: {last['event']} {last['time']}")
 
 
 def _progress(output_dir: Path) -> tuple[str, str]:
@@ -73,7 +110,11 @@ def _progress(output_dir: Path) -> tuple[str, str]:
 
 def _records_since(project: Project, run: Run, sub: dict) -> list[dict]:
     records = ledger.for_run(project.ledger, run.name)
-    return [r for r in records if str(r.get("job_id")) == str(sub["job_id"]) and r["time"] >= sub["time"]]
+    return [
+        r
+        for r in records
+        if str(r.get("job_id")) == str(sub["job_id"]) and str(r.get("time", "")) >= sub["time"] and r.get("event")
+    ]
 
 
 def _elapsed(project: Project, run: Run, sub: dict, state: JobState) -> str:
@@ -140,12 +181,14 @@ def log_path(project: Project, run: Run) -> Path:
     return project.resolve(sub["log"])
 
 
-def follow(project: Project, run: Run, emit: Callable[[str], None], poll: float = 1.0) -> None:
-    """Print the log as it grows until the job ends."""
+def follow(
+    project: Project, run: Run, emit: Callable[[str], None], poll: float = 1.0, unknown_grace: float = 60.0
+) -> None:
+    """Print the log as it grows until the job ends (or the scheduler has not known it for `unknown_grace` s)."""
     sub = last_submission(project, run)
     path = log_path(project, run)
-    executor = get_executor(sub["executor"], project.jobs)
     position = 0
+    unknown_since = None
     while True:
         if path.is_file():
             with path.open("rb") as handle:
@@ -154,7 +197,12 @@ def follow(project: Project, run: Run, emit: Callable[[str], None], poll: float 
                 position = handle.tell()
             if chunk:
                 emit(chunk.decode("utf-8", errors="replace"))
-        if executor.status(str(sub["job_id"])).terminal:
+        state = run_status(project, run)
+        if state is None or state.state in TERMINAL:
+            return
+        unknown_since = (unknown_since or time.monotonic()) if state.state == UNKNOWN else None
+        if unknown_since is not None and time.monotonic() - unknown_since > unknown_grace:
+            emit(f"\norch: the scheduler no longer knows job {sub['job_id']}; stopped following\n")
             return
         time.sleep(poll)
 

@@ -41,10 +41,18 @@ def record_event(project: Project, run: Run, event: str, **fields: Any) -> dict[
     return record
 
 
+SUBMISSION_FIELDS = ("time", "executor", "job_id", "output_dir", "log")
+
+
 def last_submission(project: Project, run: Run) -> dict[str, Any] | None:
-    """The run's most recent `submitted` record."""
+    """The run's most recent usable `submitted` record (one missing a field is skipped, with a warning)."""
     records = [r for r in ledger.for_run(project.ledger, run.name) if r.get("event") == Event.SUBMITTED]
-    return records[-1] if records else None
+    for record in reversed(records):
+        missing = [key for key in SUBMISSION_FIELDS if record.get(key) in (None, "")]
+        if not missing:
+            return record
+        ledger.warn(f"{run.name}: a submitted record of {record.get('time', '?')} lacks {', '.join(missing)}; skipped")
+    return None
 
 
 def known_runs(project: Project) -> list[Run]:

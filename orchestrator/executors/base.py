@@ -66,6 +66,10 @@ class Executor(Protocol):
         """The job's current state."""
         ...
 
+    def statuses(self, job_ids: list[str]) -> dict[str, JobState]:
+        """Many jobs' states at once (a scheduler answers in one call)."""
+        ...
+
     def cancel(self, job_id: str) -> None:
         """Stop the job (pending or running); never touches its outputs."""
         ...

@@ -70,8 +70,11 @@ class LocalExecutor:
             env={**os.environ, **spec.env, "ORCH_JOB_ID": job_id},
         )
         data = json.loads(record.read_text())
-        write_json_atomic(record, {**data, "pid": proc.pid})
+        write_json_atomic(record, {**data, "pid": proc.pid, "pid_start": _start_time(proc.pid)})
         return job_id
+
+    def statuses(self, job_ids: list[str]) -> dict[str, JobState]:
+        return {job_id: self.status(job_id) for job_id in job_ids}
 
     def status(self, job_id: str) -> JobState:
         record = self._record(job_id)
@@ -86,8 +89,9 @@ class LocalExecutor:
                 return JobState(CANCELLED, None, "DependencyNeverSatisfied")
             code = int(text) if text.lstrip("-").isdigit() else None
             return JobState(COMPLETED if code == 0 else FAILED, code)
-        pid = json.loads(record.read_text()).get("pid")
-        if pid is None or not _alive(pid):
+        data = json.loads(record.read_text())
+        pid = data.get("pid")
+        if pid is None or not _alive(pid, data.get("pid_start")):
             if record.with_suffix(".cancelled").exists():
                 return JobState(CANCELLED, None, "cancelled")
             return JobState(FAILED, None, "supervisor died without an exit code") if pid else JobState(PENDING)
@@ -98,30 +102,45 @@ class LocalExecutor:
         if not record.is_file():
             raise OrchError(f"no local job {job_id}")
         write_text_atomic(record.with_suffix(".cancelled"), "cancelled\n")
-        pid = json.loads(record.read_text()).get("pid")
-        if pid and _alive(pid):
+        data = json.loads(record.read_text())
+        pid, start = data.get("pid"), data.get("pid_start")
+        if pid and _alive(pid, start):  # never signal a stranger that reused the pid
             _signal_group(pid, signal.SIGTERM)
             for _ in range(100):
-                if not _alive(pid):
+                if not _alive(pid, start):
                     break
                 time.sleep(0.1)
             else:
                 _signal_group(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(") ", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, it names one process for ever."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def _alive(pid: int, start: int | None = None) -> bool:
+    """Whether our process `pid` runs: not a zombie, and not another process that got the pid since."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[-1][:1] != "Z"
-    except OSError:
+        pass
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
         return False
+    return start is None or _start_time(pid) == start
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -47,6 +47,17 @@ _STATES = {
 }
 
 
+# What a state means for the run, said by `orch status` (the raw state stays in the reason).
+EXPLAIN = {
+    "PREEMPTED": "preempted: requeued, it resumes from its last checkpoint",
+    "NODE_FAIL": "a node failed: resubmit, it resumes from its last checkpoint",
+    "BOOT_FAIL": "the node failed to boot: resubmit, it resumes from its last checkpoint",
+    "OUT_OF_MEMORY": "out of memory: resubmit with a larger --mem (or a smaller batch); it resumes",
+    "DEADLINE": "passed its deadline before it could finish: resubmit, it resumes",
+    "REVOKED": "revoked by a federated cluster",
+}
+
+
 def available() -> bool:
     """Whether this machine can submit to SLURM."""
     return shutil.which("sbatch") is not None
@@ -54,8 +65,22 @@ def available() -> bool:
 
 def fold_state(raw: str) -> str:
     """Our state for a SLURM state string (`CANCELLED by 0` -> CANCELLED)."""
-    word = raw.strip().split()[0].rstrip("+") if raw.strip() else ""
-    return _STATES.get(word, UNKNOWN)
+    return _STATES.get(_word(raw), UNKNOWN)
+
+
+def _word(raw: str) -> str:
+    return raw.strip().split()[0].rstrip("+") if raw.strip() else ""
+
+
+def _state(raw: str, exit_code: int | None = None, reason: str = "") -> JobState:
+    """A JobState from SLURM's raw state, with what it means when SLURM's word needs explaining."""
+    word = _word(raw)
+    said = EXPLAIN.get(word)
+    reason = "" if reason in ("None", word) else reason
+    text = f"{word}: {said}" if said else reason
+    if said and reason:
+        text += f" ({reason})"
+    return JobState(fold_state(raw), exit_code, text)
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -83,34 +108,47 @@ class SlurmExecutor:
         return result.stdout.strip().split(";")[0]
 
     def status(self, job_id: str) -> JobState:
-        return self._squeue(job_id) or self._sacct(job_id) or self._scontrol(job_id) or JobState(UNKNOWN)
+        return self.statuses([job_id])[job_id]
 
-    def _squeue(self, job_id: str) -> JobState | None:
-        result = _run(["squeue", "-h", "-j", job_id, "-o", "%T|%r"])
-        line = result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else ""
-        if not line:
-            return None
-        state, _, reason = line.partition("|")
-        return JobState(fold_state(state), None, reason if reason != "None" else "")
+    def statuses(self, job_ids: list[str]) -> dict[str, JobState]:
+        """One squeue for all, one sacct for those squeue no longer lists, scontrol for what is left."""
+        found = self._squeue(job_ids)
+        found.update(self._sacct([j for j in job_ids if j not in found]))
+        for job_id in job_ids:
+            if job_id not in found:
+                found[job_id] = self._scontrol(job_id) or JobState(UNKNOWN)
+        return found
 
-    def _sacct(self, job_id: str) -> JobState | None:
-        result = _run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"])
-        if result.returncode != 0 or not result.stdout.strip():
-            return None  # no accounting on this cluster, or not recorded yet
-        state, _, code = result.stdout.strip().splitlines()[-1].partition("|")
-        return JobState(fold_state(state), _exit_code(code), state)
+    def _squeue(self, job_ids: list[str]) -> dict[str, JobState]:
+        if not job_ids:
+            return {}
+        result = _run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+        found = {}
+        for line in result.stdout.splitlines() if result.returncode == 0 else []:
+            job_id, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            if job_id in job_ids:
+                found[job_id] = _state(state, None, reason)
+        return found
+
+    def _sacct(self, job_ids: list[str]) -> dict[str, JobState]:
+        if not job_ids:
+            return {}
+        result = _run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", "JobID,State,ExitCode"])
+        found = {}
+        for line in result.stdout.splitlines() if result.returncode == 0 else []:  # no accounting: none
+            job_id, _, rest = line.strip().partition("|")
+            state, _, code = rest.partition("|")
+            if job_id in job_ids:
+                found[job_id] = _state(state, _exit_code(code), state)
+        return found
 
     def _scontrol(self, job_id: str) -> JobState | None:
         result = _run(["scontrol", "show", "job", job_id])
         if result.returncode != 0:
             return None  # purged after MinJobAge
         fields = dict(re.findall(r"(\w+)=(\S*)", result.stdout))
-        reason = fields.get("Reason", "")
-        return JobState(
-            fold_state(fields.get("JobState", "")),
-            _exit_code(fields.get("ExitCode", "")),
-            "" if reason == "None" else reason,
-        )
+        return _state(fields.get("JobState", ""), _exit_code(fields.get("ExitCode", "")), fields.get("Reason", ""))
 
     def cancel(self, job_id: str) -> None:
         result = _run(["scancel", job_id])
