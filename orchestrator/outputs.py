@@ -24,6 +24,7 @@ TRAINER_STATE = "trainer_state.json"
 TRAIN_RESULTS = "train_results.json"
 EVAL_RESULTS = "eval_results.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+JIT_SENTINEL = "checkpoint-is-incomplete.txt"  # transformers' marker while a just-in-time checkpoint is written
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "pytorch_model.bin")
 
 
@@ -67,6 +68,8 @@ def checkpoint_problems(checkpoint: Path) -> list[str]:
     empty or truncated files.
     """
     problems = _state_problems(checkpoint)
+    if (checkpoint / JIT_SENTINEL).exists():
+        problems.append(f"{JIT_SENTINEL}: a signal-time save was cut off")
     weights = [checkpoint / name for name in WEIGHT_FILES if (checkpoint / name).exists()]
     if not weights:
         problems.append("no weights file")
@@ -120,13 +123,27 @@ def output_status(path: Path) -> OutputStatus:
     found = checkpoints(path)
     done = tuple(p for p in found if is_complete(p))
     cut = tuple(p for p in found if p not in done)
-    if any((path / name).is_file() for name in FINISHED_MARKERS):
+    if any((path / name).is_file() for name in FINISHED_MARKERS) and not stopped_by_signal(path, done):
         return OutputStatus(path, OutputState.FINISHED, done, cut)
     if done:
         return OutputStatus(path, OutputState.RESUMABLE, done, cut)
     if path.is_dir() and any((path / name).is_file() for name in WEIGHT_FILES):
         return OutputStatus(path, OutputState.BLOCKED, done, cut)
     return OutputStatus(path, OutputState.FRESH, done, cut)
+
+
+def stopped_by_signal(path: Path, complete: tuple[Path, ...]) -> bool:
+    """Whether the run stopped early on a signal (transformers' just-in-time checkpoint), not finished.
+
+    A signal-stopped trainer returns normally, so LLaMA-Factory still writes its
+    results files; the signature is a final step short of max_steps with a complete
+    checkpoint at exactly that step. Such a run resumes instead of being taken as done.
+    """
+    state = _json(path / TRAINER_STATE)
+    step, total = state.get("global_step"), state.get("max_steps")
+    if not isinstance(step, int) or not isinstance(total, int) or step >= total:
+        return False
+    return any(p.name == f"checkpoint-{step}" for p in complete)
 
 
 def set_aside_incomplete(status: OutputStatus) -> list[tuple[Path, list[str]]]:

@@ -81,3 +81,30 @@ def test_the_issue_reproduction_plans_the_previous_checkpoint(project, catalog):
     opts = SubmitOptions(executor="local", dry_run=True, sets=("bf16=false", "max_steps=8", "save_steps=2"))
     plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
     assert plans[0].action == "resume" and plans[0].note == "from checkpoint-2"
+
+
+def test_a_run_stopped_by_a_signal_resumes_instead_of_counting_as_finished(tmp_path):
+    """transformers' just-in-time checkpoint stops training early and LLaMA-Factory still writes its
+    results; a final step short of max_steps with a checkpoint at exactly that step is a stop, not an end."""
+    out = tmp_path / "sft"
+    write_checkpoint(out / "checkpoint-20", 20)
+    write_checkpoint(out / "checkpoint-37", 37)
+    (out / "train_results.json").write_text("{}")
+    (out / "trainer_state.json").write_text(json.dumps({"global_step": 37, "max_steps": 100}))
+    status = output_status(out)
+    assert status.state is OutputState.RESUMABLE and status.latest_checkpoint.name == "checkpoint-37"
+    (out / "trainer_state.json").write_text(json.dumps({"global_step": 100, "max_steps": 100}))
+    assert output_status(out).state is OutputState.FINISHED
+
+
+def test_a_signal_time_save_cut_off_is_not_resumed(tmp_path):
+    folder = write_checkpoint(tmp_path / "checkpoint-9", 9)
+    (folder / "checkpoint-is-incomplete.txt").write_text("in progress")
+    assert any("cut off" in p for p in checkpoint_problems(folder))
+
+
+def test_training_configs_checkpoint_on_signal(catalog):
+    from orchestrator.render import render_run
+
+    for model in catalog.model_names():
+        assert render_run(catalog, model, "lora", catalog.task())["sft"].values["enable_jit_checkpoint"] is True

@@ -18,7 +18,7 @@ from conftest import TINY_ID, cancel_everything
 from orchestrator import ledger
 from orchestrator.errors import OrchError
 from orchestrator.monitor import cancel, run_status
-from orchestrator.outputs import is_complete
+from orchestrator.outputs import is_complete, logged_losses
 from orchestrator.runs import Run, last_submission
 from orchestrator.submit import SubmitOptions, submit
 
@@ -210,7 +210,8 @@ def test_local_cpu_run_refuses_bf16(project, catalog):
 
 
 def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster, monkeypatch):
-    """A 2-minute limit with the requeue signal 60 s before it: the job requeues itself and resumes.
+    """A 2-minute limit with the requeue signal 60 s before it: the job requeues itself, saves a
+    checkpoint on the way out (enable_jit_checkpoint), and resumes from it losing no step.
 
     Steps are paced (tests/pacer: 0.1 s each, 70 s for 700 steps) so that training outlasts the
     first signal on any machine; a fast machine would otherwise finish before it.
@@ -220,7 +221,7 @@ def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster, monke
     opts = SubmitOptions(
         method="lora",
         executor="slurm",
-        sets=FAST + ("max_steps=700", "save_steps=50", "logging_steps=50"),
+        sets=FAST + ("max_steps=700", "save_steps=50", "logging_steps=1"),
         resources={**SLURM_RESOURCES, "time": "2", "signal_seconds": 60, "max_requeues": 8},
         command="pytest",
     )
@@ -236,6 +237,11 @@ def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster, monke
         assert state["global_step"] == 700
         log = (project.root / last_submission(project, SFT)["log"]).read_text()
         assert "requeueing job" in log and "resuming from" in log
+        # Saved on the signal: the resumed run's first logged step follows the last one before the
+        # requeue (at most the step in flight is trained again), never back to the last save_steps.
+        steps = [step for step, _ in logged_losses(sft_dir(project))]
+        assert steps[0] == 1 and steps[-1] == 700
+        assert all(b - a in (0, 1) for a, b in zip(steps, steps[1:], strict=False)), steps
     finally:
         cancel_everything(project, "slurm")
 
