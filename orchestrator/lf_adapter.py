@@ -19,7 +19,12 @@ from typing import Any
 
 @contextlib.contextmanager
 def quiet():
-    """Silence LLaMA-Factory's and transformers' logging while we call into them."""
+    """Silence LLaMA-Factory's and transformers' logging while we call into them.
+
+    The verbosity variable is put back afterwards: jobs started from this process
+    inherit its environment and must log as LLaMA-Factory normally does.
+    """
+    verbosity = os.environ.get("LLAMAFACTORY_VERBOSITY")
     os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "ERROR")
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -28,6 +33,10 @@ def quiet():
             yield
     finally:
         logging.disable(previous)
+        if verbosity is None:
+            os.environ.pop("LLAMAFACTORY_VERBOSITY", None)
+        else:
+            os.environ["LLAMAFACTORY_VERBOSITY"] = verbosity
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "mem": (r"\d+[KMGTkmgt]?", "memory: a number with an optional K/M/G/T unit", "64G"),
     "nodes": (r"[1-9]\d*", "a node count (1 or more)", "1"),
     "gpus_per_node": (r"\d+", "a GPU count per node (0 or more)", "1"),
+    "processes_per_node": (r"[1-9]\d*", "training processes per node (default: one per GPU)", "2"),
     "cpus_per_task": (r"[1-9]\d*", "a CPU count (1 or more)", "8"),
     "signal_seconds": (r"\d+", "seconds before the limit (0 or more)", "300"),
     "max_requeues": (r"\d+", "a requeue count (0 or more)", "3"),

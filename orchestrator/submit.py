@@ -48,6 +48,7 @@ RESOURCE_KEYS = (
     "partition",
     "nodes",
     "gpus_per_node",
+    "processes_per_node",
     "cpus_per_task",
     "mem",
     "time",

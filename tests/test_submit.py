@@ -246,6 +246,28 @@ def test_time_limit_requeues_and_finishes(project, catalog, slurm_cluster, monke
         cancel_everything(project, "slurm")
 
 
+def test_two_processes_train_through_the_multi_process_branch(project, catalog, slurm_cluster):
+    """A real 2-rank run (gloo on CPU) through the job script's multi-process branch on the localhost
+    SLURM: torchrun is found (the environment's bin/ is on PATH) and both ranks train to the end."""
+    opts = SubmitOptions(
+        method="lora",
+        executor="slurm",
+        sets=FAST + ("max_steps=4", "save_steps=2", "logging_steps=1"),
+        resources={**SLURM_RESOURCES, "processes_per_node": 2, "cpus_per_task": 2, "mem": "6G"},
+        command="pytest",
+    )
+    try:
+        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        wait_state(project, SFT, timeout=600)
+        log = (project.root / last_submission(project, SFT)["log"]).read_text()
+        assert "world size: 2" in log, log[-3000:]
+        assert "Process rank: 1" in log
+        state = json.loads((sft_dir(project) / "trainer_state.json").read_text())
+        assert state["global_step"] == 4
+    finally:
+        cancel_everything(project, "slurm")
+
+
 def test_cli_submit_status_logs_cancel(project, orch):
     args = ["submit", "tiny-qwen3", "-e", "local", "--then", "predict"]
     for item in FAST + ("max_steps=3000", "save_steps=1000", "logging_steps=10"):

@@ -57,3 +57,23 @@ def test_concurrent_submits_give_exactly_one_job(project):
         assert len(_submitted(project)) == 1
     finally:
         cancel_everything(project, "local")
+
+
+@pytest.mark.parametrize(
+    ("sets", "then", "restart", "folder"),
+    [
+        (("predict.output_dir=data",), ("predict",), False, "data"),
+        (("output_dir=.",), (), True, "."),
+        (("output_dir=templates",), (), True, "templates"),
+    ],
+    ids=["predict-into-data", "restart-project-root", "restart-templates"],
+)
+def test_only_the_runs_own_folders_are_ever_moved_aside(project, catalog, sets, then, restart, folder):
+    """The issue's case: `--set predict.output_dir=data --then predict` moved the project's data/ aside."""
+    before = sorted(p.name for p in (project.root / folder).iterdir())
+    opts = SubmitOptions(executor="local", sets=SETS + sets, then=then, restart=restart)
+    with pytest.raises(OrchError) as refused:
+        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+    assert "not this run's folder" in str(refused.value) or "fails validation" in str(refused.value)
+    assert set(before) <= {p.name for p in (project.root / folder).iterdir()}  # nothing moved away
+    assert not list(project.root.glob("*.bak-*")) and _submitted(project) == []

@@ -25,6 +25,9 @@ from orchestrator.project import find_project
 @click.option("--time", "time_limit", default=None, help="SLURM time limit, e.g. 24:00:00.")
 @click.option("--nodes", type=int, default=None, help="SLURM nodes (multi-node uses torchrun).")
 @click.option("--gpus-per-node", type=int, default=None, help="GPUs per node (0 for a CPU partition).")
+@click.option(
+    "--processes-per-node", type=int, default=None, help="Training processes per node (default: one per GPU)."
+)
 @click.option("--cpus", "cpus_per_task", type=int, default=None, help="CPUs per task.")
 @click.option("--mem", default=None, help="Memory per node, e.g. 32G.")
 @click.option("--signal-seconds", type=int, default=None, help="Requeue signal this long before the time limit.")

@@ -126,7 +126,7 @@ def validate_runs(
 def _processes(settings: dict[str, Any]) -> int:
     """Training processes of the run's job: GPUs per node x nodes (a CPU job is one process)."""
     slurm = settings.get("orch", {}).get("slurm", {}) if isinstance(settings.get("orch"), dict) else {}
-    gpus, nodes = slurm.get("gpus_per_node") or 1, slurm.get("nodes") or 1
+    gpus, nodes = slurm.get("processes_per_node") or slurm.get("gpus_per_node") or 1, slurm.get("nodes") or 1
     return max(1, int(gpus) * int(nodes)) if isinstance(gpus, int) and isinstance(nodes, int) else 1
 
 

@@ -58,6 +58,7 @@ requeue() {
 }
 trap requeue USR1
 
+# Several processes on this node (one per GPU, or --processes-per-node: gloo on CPU).
 export FORCE_TORCHRUN=1 NNODES=1 NODE_RANK=0 NPROC_PER_NODE=4
 export MASTER_ADDR=127.0.0.1 MASTER_PORT=29969
 "$ORCH_PYTHON" -m orchestrator.jobrun "$ORCH_JOB_DIR" &
