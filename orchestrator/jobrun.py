@@ -21,7 +21,7 @@ from pathlib import Path
 
 from orchestrator import stages
 from orchestrator.fileio import write_text_atomic
-from orchestrator.locks import LOCK_NAME, wait_for_submitter
+from orchestrator.locks import LOCK_NAME, RUNNING_NAME, hold_running, wait_for_submitter
 from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
@@ -50,6 +50,7 @@ def main(job_dir: Path) -> int:
 
     resumed_from = None
     set_aside: list[str] = []
+    running = hold_running(job_dir.parent / RUNNING_NAME, _say) if leader else None
     if stage.trains:
         status = _checkpoints_settled(output_dir, leader)
         for moved, reasons in set_aside_incomplete(status) if leader else []:
@@ -69,7 +70,7 @@ def main(job_dir: Path) -> int:
 
     cmd += overrides_from_env()  # credentials: on the command line of this process only, never in a file
     print(f"orch: {redact_text(' '.join(cmd))}", flush=True)
-    child = subprocess.Popen(cmd, cwd=project.root)
+    child = subprocess.Popen(cmd, cwd=project.root, pass_fds=(running,) if running is not None else ())
     stopped = []
 
     def forward(signum, _frame):
@@ -104,6 +105,10 @@ def main(job_dir: Path) -> int:
             **common,
         )
     return code
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
 def _checkpoints_settled(output_dir: Path, leader: bool, wait_s: float = 300.0):

@@ -11,12 +11,13 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from orchestrator.errors import OrchError
 
 LOCK_NAME = ".submit.lock"
+RUNNING_NAME = ".running.lock"  # held by a run's job (and its trainer) while they may write the run's folders
 
 
 @contextlib.contextmanager
@@ -66,3 +67,32 @@ def wait_for_submitter(path: Path, timeout_s: float = 120.0) -> None:
                 time.sleep(0.2)
     finally:
         os.close(fd)
+
+
+def hold_running(path: Path, say: Callable[[str], None], wait_s: float = 900.0) -> int:
+    """Take the run's running lock, waiting while an earlier job of the run still holds it.
+
+    A cancelled or requeued job keeps writing for a while (a checkpoint on the way
+    out, LLaMA-Factory's final save) after the scheduler calls it ended; the next job
+    must not touch the run's folders until it is gone. Returns the lock's file
+    descriptor, inheritable: pass it to the trainer so the lock lives as long as
+    either process (the kernel drops it when the last one exits, even on SIGKILL).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if not waited:
+                say("orch: an earlier job of this run is still shutting down; waiting for it")
+                waited = True
+            if time.monotonic() > deadline:
+                say("orch: it did not end in time; going ahead")
+                break
+            time.sleep(0.5)
+    os.set_inheritable(fd, True)
+    return fd

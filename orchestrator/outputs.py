@@ -133,17 +133,17 @@ def output_status(path: Path) -> OutputStatus:
 
 
 def stopped_by_signal(path: Path, complete: tuple[Path, ...]) -> bool:
-    """Whether the run stopped early on a signal (transformers' just-in-time checkpoint), not finished.
+    """Whether the run stopped short of its last step (on a signal), rather than finished.
 
-    A signal-stopped trainer returns normally, so LLaMA-Factory still writes its
-    results files; the signature is a final step short of max_steps with a complete
-    checkpoint at exactly that step. Such a run resumes instead of being taken as done.
+    A trainer stopped by a signal (transformers' just-in-time checkpoint) returns
+    normally, so LLaMA-Factory still writes its results files; but its final step
+    is short of max_steps. Such a run, with a checkpoint to go on from, resumes
+    instead of being taken as done. (An early-stopped run resumes too, and stops
+    again at once: its stopping state is in the checkpoint.)
     """
     state = _json(path / TRAINER_STATE)
     step, total = state.get("global_step"), state.get("max_steps")
-    if not isinstance(step, int) or not isinstance(total, int) or step >= total:
-        return False
-    return any(p.name == f"checkpoint-{step}" for p in complete)
+    return isinstance(step, int) and isinstance(total, int) and step < total and bool(complete)
 
 
 def set_aside_incomplete(status: OutputStatus) -> list[tuple[Path, list[str]]]:

@@ -85,7 +85,7 @@ def test_the_issue_reproduction_plans_the_previous_checkpoint(project, catalog):
 
 def test_a_run_stopped_by_a_signal_resumes_instead_of_counting_as_finished(tmp_path):
     """transformers' just-in-time checkpoint stops training early and LLaMA-Factory still writes its
-    results; a final step short of max_steps with a checkpoint at exactly that step is a stop, not an end."""
+    results; a final step short of max_steps, with a checkpoint to go on from, is a stop, not an end."""
     out = tmp_path / "sft"
     write_checkpoint(out / "checkpoint-20", 20)
     write_checkpoint(out / "checkpoint-37", 37)
