@@ -77,3 +77,14 @@ def test_only_the_runs_own_folders_are_ever_moved_aside(project, catalog, sets, 
     assert "not this run's folder" in str(refused.value) or "fails validation" in str(refused.value)
     assert set(before) <= {p.name for p in (project.root / folder).iterdir()}  # nothing moved away
     assert not list(project.root.glob("*.bak-*")) and _submitted(project) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--partition", "x\ntouch pwned"), ("--time", "1:00:00; touch pwned"), ("--mem", "$(touch pwned)")],
+)
+def test_the_issue_injection_is_refused_before_anything_runs(project, orch, option, value):
+    """`orch submit ... --partition $'x\\ntouch pwned'` ran `touch`: now refused, naming the option."""
+    result = orch("submit", "tiny-qwen3", "-e", "local", option, value, "--set", "bf16=false")
+    assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
+    assert not (project.root / "pwned").exists() and _submitted(project) == []
