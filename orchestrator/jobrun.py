@@ -25,7 +25,7 @@ from orchestrator.locks import LOCK_NAME, RUNNING_NAME, hold_running, wait_for_s
 from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
-from orchestrator.secrets import overrides_from_env, redact_text
+from orchestrator.secrets import ENV_PREFIX, overrides_from_env, redact_text
 from orchestrator.stages import Event
 
 
@@ -68,7 +68,10 @@ def main(job_dir: Path) -> int:
         event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
         record_event(project, run, event, resumed_from=resumed_from, set_aside=set_aside or None, **common)
 
-    cmd += overrides_from_env()  # credentials: on the command line of this process only, never in a file
+    given = sorted(k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX))
+    if given:
+        print(f"orch: credentials from the submitting environment: {', '.join(given)}", flush=True)
+    cmd += overrides_from_env()  # never in a file: the environment, else this process's command line
     print(f"orch: {redact_text(' '.join(cmd))}", flush=True)
     child = subprocess.Popen(cmd, cwd=project.root, pass_fds=(running,) if running is not None else ())
     stopped = []

@@ -61,17 +61,31 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
     """Every readable record in order; a torn line (crash mid-write) is skipped."""
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                continue  # a torn last line (a crash mid-write)
+            problem = _malformed(record)
+            if problem:
+                warn(f"{path.name}:{number}: {problem}; skipped")
                 continue
-            if isinstance(record, dict):
-                yield record
+            yield record
 
 
 _WARNED: set[str] = set()
+TEXT_FIELDS = ("time", "event", "run", "executor", "output_dir", "log", "model", "method", "stage")
+
+
+def _malformed(record: Any) -> str | None:
+    """Why a ledger line is not a record orch can use (an older orch or a hand edit wrote it), or None."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not a record"
+    bad = [key for key in TEXT_FIELDS if key in record and record[key] is not None and not isinstance(record[key], str)]
+    if isinstance(record.get("job_id"), (list, dict, bool)):
+        bad.append("job_id")
+    return f"{', '.join(bad)} of the wrong type" if bad else None
 
 
 def warn(message: str) -> None:

@@ -99,7 +99,9 @@ def ledger_state(project: Project, run: Run, sub: dict) -> JobState | None:
     if not ends:
         return None
     last = ends[-1]
-    return JobState(LEDGER_STATES[last["event"]], last.get("exit_code"), f"ledger: {last['event']} {last['time']}")
+    return JobState(
+        LEDGER_STATES[last["event"]], last.get("exit_code"), f"ledger: {last['event']} {last.get('time', '')}"
+    )
 
 
 def _progress(output_dir: Path) -> tuple[str, str]:
@@ -109,12 +111,11 @@ def _progress(output_dir: Path) -> tuple[str, str]:
 
 
 def _records_since(project: Project, run: Run, sub: dict) -> list[dict]:
+    """The job's records after its submission, in ledger order (append order, not clocks: a compute
+    node's clock may be behind the login node's)."""
     records = ledger.for_run(project.ledger, run.name)
-    return [
-        r
-        for r in records
-        if str(r.get("job_id")) == str(sub["job_id"]) and str(r.get("time", "")) >= sub["time"] and r.get("event")
-    ]
+    start = max((i for i, r in enumerate(records) if r == sub), default=-1)
+    return [r for r in records[start + 1 :] if str(r.get("job_id")) == str(sub["job_id"])]
 
 
 def _elapsed(project: Project, run: Run, sub: dict, state: JobState) -> str:
@@ -125,10 +126,21 @@ def _elapsed(project: Project, run: Run, sub: dict, state: JobState) -> str:
     # The job's own last word (finished, failed, interrupted) beats a later reconciliation record.
     own = [r["time"] for r in records if r["event"] in Event.OWN_ENDINGS]
     ends = own or [r["time"] for r in records if r["event"] in Event.TERMINAL]
-    begin = dt.datetime.fromisoformat(starts[0])
-    end = dt.datetime.fromisoformat(ends[-1]) if ends and state.terminal else dt.datetime.now(dt.timezone.utc)
+    begin = _when(starts[0])
+    end = _when(ends[-1]) if ends and state.terminal else dt.datetime.now(dt.timezone.utc)
+    if begin is None or end is None or end < begin:
+        return ""
     seconds = int((end - begin).total_seconds())
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _when(text: str) -> dt.datetime | None:
+    """A ledger time (naive ones read as UTC), or None when it is not one."""
+    try:
+        moment = dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _reconcile(project: Project, run: Run, sub: dict, state: JobState) -> None:

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_RE = re.compile(r"^checkpoint-([0-9]+)$")
 # What LLaMA-Factory writes at the top of output_dir when training finishes.
 FINISHED_MARKERS = ("train_results.json", "all_results.json")
 TRAINER_LOG = "trainer_log.jsonl"
@@ -92,8 +92,11 @@ def _state_problems(checkpoint: Path) -> list[str]:
     step = state.get("global_step")
     if not state:
         return [f"{TRAINER_STATE} missing, empty or unreadable"]
-    if not isinstance(step, int) or step < 1:
+    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
         return [f"{TRAINER_STATE} has no global_step"]
+    named = CHECKPOINT_RE.match(checkpoint.name)
+    if named and int(named.group(1)) != step:
+        return [f"{TRAINER_STATE} says step {step}, the folder says {named.group(1)}"]
     return []
 
 
@@ -113,7 +116,7 @@ def _file_problem(path: Path) -> str | None:
                 return f"{path.name} is not a torch archive"
     except FileNotFoundError:
         return f"{path.name} missing"
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return f"{path.name} cannot be read"
     return None
 
@@ -166,7 +169,7 @@ def _json(path: Path) -> dict[str, Any]:
     """A JSON object file, {} when missing or unreadable (a run still being written)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # not UTF-8, not JSON, nested past reason
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -28,19 +28,29 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "signal_seconds": (r"\d+", "seconds before the limit (0 or more)", "300"),
     "max_requeues": (r"\d+", "a requeue count (0 or more)", "3"),
 }
-OPTION = {key: "--" + key.replace("_", "-") for key in FORMATS}
+OPTION = {key: "--" + key.replace("_", "-") for key in FORMATS} | {"cpus_per_task": "--cpus"}
+COUNTS = ("nodes", "gpus_per_node", "processes_per_node", "cpus_per_task", "signal_seconds", "max_requeues")
 
 
-def check_resources(slurm: dict[str, Any], given_on_command_line: set[str] | frozenset[str] = frozenset()) -> None:
-    """Raise OrchError naming the first resource whose value does not match SLURM's format."""
+def check_resources(
+    slurm: dict[str, Any], given_on_command_line: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The resources with counts as integers; OrchError naming the first one not in SLURM's format."""
+    out = dict(slurm)
     for key, (pattern, what, example) in FORMATS.items():
         value = slurm.get(key)
         if value is None or (key == "partition" and value == ""):
             continue
-        text = str(value) if not isinstance(value, bool) else "<bool>"
-        if not re.fullmatch(pattern, text):
-            source = OPTION[key] if key in given_on_command_line else f"orch.slurm.{key} (model template)"
+        source = OPTION[key] if key in given_on_command_line else f"orch.slurm.{key} (model template)"
+        if key == "time" and isinstance(value, int) and not isinstance(value, bool):
             raise OrchError(
-                f"{source} = {value!r} is not a valid {what}",
-                fix=f"give e.g. {OPTION[key]} {example}",
+                f"{source} = {value!r}: a time limit must be quoted text in YAML "
+                "(YAML reads an unquoted 12:00:00 as the number 43200)",
+                fix=f"write it quoted, e.g. time: '{example}'",
             )
+        text = str(value) if not isinstance(value, bool) else "<bool>"
+        if not re.fullmatch(pattern, text, re.ASCII):
+            raise OrchError(f"{source} = {value!r} is not a valid {what}", fix=f"give e.g. {OPTION[key]} {example}")
+        if key in COUNTS:
+            out[key] = int(text)
+    return out

@@ -19,9 +19,25 @@ from orchestrator.templating import make_env, render
 HEADER = "# Steps\n\nWhat was run, when, with which config, data and code, and what came out. Written by orch.\n"
 
 
+MULTILINE = ("log_tail", "table")  # rendered inside code fences
+
+
+def _one_line(record: dict[str, Any]) -> dict[str, Any]:
+    """Table fields on one line, and no heading inside a message: a line break in a value (a --set,
+    a path) cannot start a forged entry."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, str) and key == "message":
+            value = "\n".join("\\" + line if line.lstrip().startswith("#") else line for line in value.splitlines())
+        elif isinstance(value, str) and key not in MULTILINE:
+            value = " ".join(value.splitlines())
+        out[key] = value
+    return out
+
+
 def append_entry(templates: Path, path: Path, record: dict[str, Any]) -> None:
     """Render `record` with the steps template and append it to `path`."""
-    text = render(make_env(templates), "steps/entry.md.j2", {"r": defaultdict(lambda: None, redact(record))})
+    text = render(make_env(templates), "steps/entry.md.j2", {"r": defaultdict(lambda: None, _one_line(redact(record)))})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

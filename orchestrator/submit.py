@@ -156,7 +156,9 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
     settings = catalog.settings(run.model, opts.method, task)
     given = {k: v for k, v in opts.resources.items() if v is not None}
     slurm = {**settings.get("orch", {}).get("slurm", {}), **given}
-    check_resources(slurm, set(given))
+    slurm = check_resources(slurm, set(given))
+    # Rendered once now, so a value no job script can take stops the plan before anything is moved aside.
+    render_job_script(catalog, run, catalog.layout.job_root(run) / "planned", catalog.layout.job_root(run), slurm)
     plan = Plan(run, config.values, config.text, slurm, "fresh", secrets=job_env(secret_sets, run.stage))
     _check_not_active(project, executor, run)
     _decide_output(catalog, plan, opts)
@@ -188,9 +190,12 @@ def _executor_problems(executor: str, values: dict[str, Any], source: str):
 
 
 def _check_not_active(project, executor, run: Run) -> None:
+    """The run's last job, on whichever executor it went to, has ended."""
     last = last_submission(project, run)
-    if last is None or last.get("executor") != executor.name:
+    if last is None:
         return
+    if last.get("executor") != executor.name:
+        executor = get_executor(str(last["executor"]), project.jobs)
     state = executor.status(str(last["job_id"]))
     if state.active:
         raise OrchError(
@@ -202,6 +207,11 @@ def _check_not_active(project, executor, run: Run) -> None:
 def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions) -> None:
     project = catalog.project
     out = project.resolve(str(plan.values[stages.get(plan.run.stage).output_key]))
+    if out.exists() and not out.is_dir():
+        raise OrchError(
+            f"{plan.run.name}: output folder {project.relative(out)} is a file",
+            fix="give output_dir a folder (or leave it to the run layout)",
+        )
     if not stages.get(plan.run.stage).trains:
         if out.exists() and any(out.iterdir()):
             _check_owned(catalog, plan.run, out)
@@ -239,7 +249,16 @@ def _check_config_unchanged(project, plan: Plan, out: Path, allow: bool) -> None
     previous = out / ORCH_CONFIG
     if not previous.is_file():
         return
-    old, new = _comparable(yaml.safe_load(previous.read_text(encoding="utf-8"))), _comparable(plan.values)
+    try:
+        stored = yaml.safe_load(previous.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        stored = exc
+    if not isinstance(stored, dict):
+        raise OrchError(
+            f"{plan.run.name}: {project.relative(previous)} (the config its checkpoints come from) is unreadable",
+            fix="restore it, or `--restart` to train afresh (the old outputs are moved aside)",
+        )
+    old, new = _comparable(stored), _comparable(plan.values)
     if old == new:
         return
     diff = "".join(
@@ -336,7 +355,7 @@ def render_job_script(
 ) -> str:
     """The job script for a run (SLURM directives + the local body)."""
     root = root or catalog.project.root
-    check_resources(slurm)
+    slurm = check_resources(slurm)
     python = python or sys.executable
     context = {
         "job": {

@@ -108,3 +108,24 @@ def test_training_configs_checkpoint_on_signal(catalog):
 
     for model in catalog.model_names():
         assert render_run(catalog, model, "lora", catalog.task())["sft"].values["enable_jit_checkpoint"] is True
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"\xff\xfe{", "trainer_state.json"),
+        (json.dumps({"global_step": 2}).encode(), "the folder says 10"),
+        (json.dumps({"global_step": True}).encode(), "no global_step"),
+    ],
+    ids=["not-utf8", "step-disagrees-with-folder", "step-is-bool"],
+)
+def test_a_checkpoint_whose_state_cannot_be_trusted(tmp_path, content, words):
+    folder = write_checkpoint(tmp_path / "checkpoint-10", 10)
+    (folder / "trainer_state.json").write_bytes(content)
+    assert any(words in p for p in checkpoint_problems(folder))
+
+
+def test_only_ascii_step_numbers_name_checkpoints(tmp_path):
+    write_checkpoint(tmp_path / "checkpoint-4", 4)
+    (tmp_path / "checkpoint-\u0669").mkdir()  # an Arabic-Indic nine
+    assert [p.name for p in output_status(tmp_path).checkpoints] == ["checkpoint-4"]

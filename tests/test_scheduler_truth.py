@@ -114,3 +114,39 @@ def test_slurm_open_jobs_are_asked_in_one_call(project, slurm_cluster, monkeypat
     finally:
         for job_id in ids:
             executor.cancel(job_id)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"time": 12345, "event": "submitted", "run": "odd/lora/sft", "executor": "local", "job_id": "1"}',
+        '{"event": ["finished"], "run": "odd/lora/sft"}',
+        '{"event": "submitted", "run": ["x"]}',
+        '["not", "a", "record"]',
+        '{"time": "2027-13-45", "event": "started", "run": "good/lora/sft", "job_id": "local-gone-1"}',
+    ],
+)
+def test_hand_edited_ledger_lines_never_crash_status(project, orch, line):
+    _submitted(project, Run("good", "lora", "sft"), "local-gone-1")
+    with project.ledger.open("a") as handle:
+        handle.write(line + "\n")
+    result = orch("status", "--all")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_a_job_clock_behind_the_submitting_machine_still_ends_its_job(project):
+    """The job's own `finished` record, stamped a second before the submission (node clocks differ)."""
+    run = Run("skew", "lora", "sft")
+    _submitted(project, run, "local-gone-3", time="2026-01-01T00:00:01+00:00")
+    ledger.append(
+        project.ledger,
+        {"time": "2026-01-01T00:00:00+00:00", "event": "finished", "run": run.name, "job_id": "local-gone-3"},
+    )
+    assert run_status(project, run).state == COMPLETED
+
+
+def test_an_old_record_without_a_start_time_trusts_only_our_supervisor(project):
+    executor = LocalExecutor(project.jobs)
+    executor.registry.mkdir(parents=True)
+    (executor.registry / "local-old.json").write_text(json.dumps({"id": "local-old", "pid": os.getpid(), "log": "x"}))
+    assert executor.status("local-old").state == FAILED  # this pytest process is not a supervisor

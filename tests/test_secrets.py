@@ -57,7 +57,9 @@ def test_credentials_travel_through_the_environment_only():
     assert public == ("lr=1",) and len(secret) == 2
     env = job_env(secret, "sft")
     assert env == {"ORCH_SECRET_HF_HUB_TOKEN": SECRET}
-    assert overrides_from_env(env) == [f"hf_hub_token={SECRET}"]
+    assert overrides_from_env(env) == [] and env["HF_TOKEN"] == SECRET  # hub tokens: the hub's own variable
+    other = {"ORCH_SECRET_SWANLAB_API_KEY": SECRET}
+    assert overrides_from_env(other) == [f"swanlab_api_key={SECRET}"]  # no other way into LLaMA-Factory
 
 
 def test_a_credential_in_a_template_fails_validation(project, catalog):
@@ -86,6 +88,32 @@ def test_a_submitted_credential_is_in_no_file_and_reaches_the_job(project, catal
     leaks = [path for path in project.root.rglob("*") if path.is_file() and SECRET.encode() in path.read_bytes()]
     assert leaks == []
     log = next(project.jobs.glob("tiny-qwen3_lora_sft/*/job.log")).read_text()
-    assert f"hf_hub_token={REDACTED}" in log  # the job passed it to LLaMA-Factory (shown redacted)
+    assert "credentials from the submitting environment: hf_hub_token" in log  # it reached the job
     submitted = [json.loads(x) for x in project.ledger.read_text().splitlines() if '"submitted"' in x]
     assert f"hf_hub_token={REDACTED}" in submitted[0]["command"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"orch submit m --set=hf_hub_token={SECRET}",
+        f'{{"hf_hub_token": "{SECRET}"}}',
+        f"hf_hub_token = {SECRET}",
+        f"https://bob:pa/{SECRET}@host/x",
+        f"Authorization: Bearer {SECRET}",
+    ],
+)
+def test_credentials_in_other_spellings_are_redacted(text):
+    assert SECRET not in redact_text(text)
+
+
+def test_a_credential_value_is_redacted_wherever_it_appears():
+    split_sets(("password=first part,second-part",))  # as submit does: the values are remembered
+    assert "second-part" not in redact_text("log: second-part was used") and "first" not in redact_text("first part")
+
+
+def test_a_line_break_in_a_value_cannot_forge_a_steps_entry(project):
+    from orchestrator.runs import record_event
+
+    record_event(project, Run("m", "lora", "sft"), "submitted", command="orch x\n\n## 2026 · finished · m · job 9")
+    assert "\n## 2026 · finished" not in project.steps.read_text()

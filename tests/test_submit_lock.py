@@ -88,3 +88,30 @@ def test_the_issue_injection_is_refused_before_anything_runs(project, orch, opti
     result = orch("submit", "tiny-qwen3", "-e", "local", option, value, "--set", "bf16=false")
     assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
     assert not (project.root / "pwned").exists() and _submitted(project) == []
+
+
+def test_a_template_count_given_as_text_is_read_as_a_number_and_an_unquoted_time_refused():
+    from orchestrator.resources import check_resources
+
+    assert check_resources({"gpus_per_node": "0", "nodes": "1"})["gpus_per_node"] == 0
+    with pytest.raises(OrchError, match="quoted"):
+        check_resources({"time": 43200})  # YAML's reading of an unquoted 12:00:00
+    with pytest.raises(OrchError):
+        check_resources({"time": "\u0663\u0660"})  # Arabic-Indic digits: sbatch would refuse them
+
+
+def test_an_unreadable_stored_config_is_a_clear_refusal(project, catalog):
+    from conftest import write_checkpoint
+
+    out = project.root / "saves/tiny-qwen3/lora/sft"
+    write_checkpoint(out / "checkpoint-2", 2)
+    (out / "orch_config.yaml").write_text("a: [1,\n")
+    with pytest.raises(OrchError, match="unreadable"):
+        submit(catalog, ["tiny-qwen3"], SubmitOptions(executor="local", sets=SETS, dry_run=True), log=lambda _m: None)
+
+
+def test_an_output_folder_that_is_a_file_is_refused(project, catalog):
+    opts = SubmitOptions(executor="local", sets=SETS + ("predict.output_dir=README.md",), then=("predict",))
+    (project.root / "README.md").write_text("x")
+    with pytest.raises(OrchError, match="is a file"):
+        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)

@@ -15,7 +15,7 @@ from orchestrator import stages
 from orchestrator.models import ModelSource, resolve_model
 from orchestrator.outputs import OutputState, output_status
 from orchestrator.render import SET_ORIGIN
-from orchestrator.secrets import is_secret_key
+from orchestrator.secrets import has_url_password, is_secret_key
 from orchestrator.stages import TRAINING
 from orchestrator.validation import references, schedule, schema
 from orchestrator.validation.context import Context, dataset_info, dataset_names, rows, task_of
@@ -468,7 +468,15 @@ def does_something(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
 
 def credentials(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     """No credential is written into a config: templates and rendered configs are committed files."""
-    for key in cfg.values:
+    for key, value in cfg.values.items():
+        if isinstance(value, str) and has_url_password(value):
+            yield Problem(
+                ERROR,
+                "credentials",
+                cfg.where(key),
+                "a password inside a URL would be written to the job's config in clear",
+                "give the URL without credentials and the credentials through the environment",
+            )
         if not is_secret_key(key) or cfg.origins.get(key) == SET_ORIGIN:
             continue
         yield Problem(
