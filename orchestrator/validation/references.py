@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator import lf_adapter as lf
 from orchestrator import stages
 from orchestrator.models import looks_like_hub_id, resolve_model
-from orchestrator.outputs import is_complete
+from orchestrator.outputs import checkpoint_problems
 from orchestrator.validation.context import Context
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 from orchestrator.validation.schema import takes_comma_list
@@ -76,14 +76,18 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                     "train first (the sft stage writes it), or fix the path",
                 )
                 continue
-            cfg.rejected.add(key)
-            yield Problem(
-                ERROR,
-                "paths",
-                cfg.where(key),
+            yield _reject(
+                cfg,
+                key,
                 f"{value} does not exist (jobs run in the project root, {cfg.project.root})",
                 "fix the path, or create what it names before submitting",
             )
+
+
+def _reject(cfg: ConfigUnderTest, key: str, message: str, fix: str) -> Problem:
+    """A path problem that sets the key aside (later rules and the parser do not see it)."""
+    cfg.rejected.add(key)
+    return Problem(ERROR, "paths", cfg.where(key), message, fix)
 
 
 def _under(path: Path, folder: Path) -> bool:
@@ -95,36 +99,30 @@ def _kind_problems(cfg: ConfigUnderTest, key: str, value: str, path: Path) -> It
     wants_dir = key.endswith(("_dir", "_folder"))
     wants_file = key.endswith(("_file", "_config")) or key == "deepspeed"
     if (wants_dir and not path.is_dir()) or (wants_file and not path.is_file()):
-        cfg.rejected.add(key)
         kind, other = ("folder", "file") if wants_dir else ("file", "folder")
-        yield Problem(ERROR, "paths", cfg.where(key), f"{value} is a {other}, not a {kind}", f"give the {kind} itself")
+        yield _reject(cfg, key, f"{value} is a {other}, not a {kind}", f"give the {kind} itself")
     elif key.endswith(("adapter_name_or_path", "_adapters")) and not (path / "adapter_config.json").is_file():
-        cfg.rejected.add(key)
-        yield Problem(
-            ERROR,
-            "paths",
-            cfg.where(key),
+        yield _reject(
+            cfg,
+            key,
             f"{value} has no adapter_config.json: not a LoRA adapter folder",
             "point it at the folder a LoRA training wrote (its output_dir, or a checkpoint-N in it)",
         )
 
 
 def _checkpoint_problems(cfg: ConfigUnderTest, key: str, path: Path) -> Iterator[Problem]:
-    if key == "resume_from_checkpoint" and not is_complete(path):
-        cfg.rejected.add(key)
-        yield Problem(
-            ERROR,
-            "paths",
-            cfg.where(key),
-            f"{cfg.project.relative(path)} is not a complete checkpoint (no readable trainer_state.json)",
+    if key == "resume_from_checkpoint" and (problems := checkpoint_problems(path)):
+        yield _reject(
+            cfg,
+            key,
+            f"{cfg.project.relative(path)} is not a complete checkpoint: {'; '.join(problems)}",
             "point it at a complete checkpoint-N folder, or leave it out and let orch resume",
         )
     elif key == "deepspeed" and path.is_file():
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            cfg.rejected.add(key)
-            yield Problem(ERROR, "paths", cfg.where(key), f"{path.name} is not valid JSON: {exc}", "fix the file")
+            yield _reject(cfg, key, f"{path.name} is not valid JSON: {exc}", "fix the file")
 
 
 # --- report_to ----------------------------------------------------------------
