@@ -22,7 +22,7 @@ from pathlib import Path
 from orchestrator import stages
 from orchestrator.fileio import write_text_atomic
 from orchestrator.locks import LOCK_NAME, RUNNING_NAME, hold_running, wait_for_submitter
-from orchestrator.outputs import output_status, set_aside_incomplete, training_summary
+from orchestrator.outputs import OutputStatus, output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
 from orchestrator.secrets import ENV_PREFIX, overrides_from_env, redact_text
@@ -114,7 +114,7 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _checkpoints_settled(output_dir: Path, leader: bool, wait_s: float = 300.0):
+def _checkpoints_settled(output_dir: Path, leader: bool, wait_s: float = 300.0) -> OutputStatus:
     """The output folder's checkpoints; on other ranks, once the leader has set the unusable ones aside.
 
     Only the leader (node rank 0) renames; the others wait for it, so no two
