@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs
+from orchestrator.inputs import InputError
 from orchestrator.task import Task
 
 # LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
@@ -15,6 +17,7 @@ ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output
 REQUIRED_ROLES = ("prompt", "response")
 # How dialogue turns are written into a model input, by role (the data pipeline writes them so).
 ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
+LF_ENCODINGS = ("utf-8", "utf-8-sig")  # what LLaMA-Factory's dataset loader can read
 
 
 @dataclass(frozen=True)
@@ -40,27 +43,34 @@ class Row:
 
 
 def read_rows(path: Path) -> Iterator[Row | RowProblem]:
-    """Rows of a `.jsonl` file (one per line) or a `.json` list; unparsable rows as problems."""
-    if path.suffix == ".json":
-        try:
-            items = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            yield RowProblem(path, exc.lineno, f"not valid JSON: {exc.msg}")
-            return
-        if not isinstance(items, list):
-            yield RowProblem(path, None, "a .json dataset must be a list of rows")
-            return
-        for i, item in enumerate(items, start=1):
-            yield Row(i, item)
+    """Rows of a `.jsonl` file (one per line) or a `.json` list; unparsable rows as problems.
+
+    LLaMA-Factory reads dataset files as UTF-8: a file orch could only decode another way is a problem too.
+    """
+    problems: list[RowProblem] = []
+
+    def bad(exc: InputError) -> None:
+        message = f"{exc.message} (column {exc.column})" if exc.column else exc.message
+        problems.append(RowProblem(path, exc.line, message, exc.fix or ""))
+
+    try:
+        decoded = inputs.read_text(path)
+        if decoded.encoding not in LF_ENCODINGS:
+            problems.append(
+                RowProblem(
+                    path,
+                    None,
+                    f"the file is {decoded.encoding}; LLaMA-Factory reads datasets as UTF-8",
+                    inputs.CONVERT_FIX,
+                )
+            )
+        json_list = path.suffix == ".json"
+        lines = inputs.records_of(decoded) if json_list else list(inputs.iter_jsonl(decoded, on_error=bad))
+    except InputError as exc:
+        yield RowProblem(path, exc.line, exc.message, exc.fix or "")
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Row(number, json.loads(line))
-            except json.JSONDecodeError as exc:
-                yield RowProblem(path, number, f"not valid JSON: {exc.msg}", "one JSON object per line")
+    items: list[Row | RowProblem] = [Row(line.number, line.data) for line in lines]
+    yield from sorted([*items, *problems], key=lambda item: item.line or 0)
 
 
 def parse_answer(text: Any) -> tuple[Any, str | None]:

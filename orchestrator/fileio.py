@@ -26,6 +26,31 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_texts_together(files: dict[Path, str]) -> None:
+    """Write several files as a set: every one is staged (temp file, fsync) before any is renamed into place.
+
+    A failure while staging leaves every target as it was; the renames that follow cannot fail for want of
+    space, so readers see the old set or the new one (up to the instant between renames).
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp, path))
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write `data` as indented UTF-8 JSON, atomically."""
     write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -11,8 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from orchestrator import inputs
 from orchestrator.errors import OrchError
 
 MODEL_CACHE_ENV = "ORCH_MODEL_CACHE"
@@ -65,10 +64,7 @@ class Project:
         path = self.templates / "project.yaml"
         if not path.is_file():
             return {}
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise OrchError("must be a YAML mapping", where=str(path))
-        return data
+        return inputs.read_yaml_mapping(path, "project settings file")
 
     @property
     def task_names(self) -> list[str]:

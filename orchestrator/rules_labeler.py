@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from orchestrator import inputs
 from orchestrator.errors import OrchError
 from orchestrator.task import Task
 
@@ -146,14 +145,9 @@ def _rules_spec(task: Task, rules: Any) -> tuple[Any, _Where]:
     if not isinstance(rules, str):
         return rules, where
     path = task.path.parent / rules
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise where.error(f"rules file {path} not found", fix="give a YAML file relative to the task file") from None
-    try:
-        return yaml.safe_load(text), _Where(path, "")
-    except yaml.YAMLError as exc:
-        raise _Where(path, "").error(f"not valid YAML: {exc}") from None
+    if not path.is_file():
+        raise where.error(f"rules file {path} not found", fix="give a YAML file relative to the task file")
+    return inputs.read_yaml(path), _Where(path, "")
 
 
 def _fields_spec(task: Task, spec: Any, where: _Where) -> dict[Any, Any]:

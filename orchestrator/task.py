@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from orchestrator import inputs
 from orchestrator.errors import OrchError
 
 FIELD_KINDS = ("ordinal", "categorical")
@@ -94,12 +94,7 @@ class Task:
 def load_task(path: Path) -> Task:
     """Load and check a task file; every problem is an OrchError naming the file and key."""
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OrchError("task file not found", where=where) from None
-    except yaml.YAMLError as exc:
-        raise OrchError(f"not valid YAML: {exc}", where=where) from None
+    raw = inputs.read_yaml(path)
     if not isinstance(raw, dict):
         raise OrchError("a task file must be a YAML mapping", where=where)
     for key in ("name", "instruction", "schema", "fields", "datasets"):

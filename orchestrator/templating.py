@@ -12,13 +12,31 @@ import jinja2
 import yaml
 from jinja2 import meta
 
+from orchestrator import inputs
 from orchestrator.errors import OrchError
+
+
+class _InputLoader(jinja2.FileSystemLoader):
+    """Templates read through `orchestrator.inputs`: a BOM or a GBK file is read, or named in a clear error."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        pieces = jinja2.loaders.split_template_path(template)
+        for folder in self.searchpath:
+            path = Path(folder, *pieces)
+            if path.is_file():
+                mtime = path.stat().st_mtime_ns
+                return (
+                    inputs.read_text(path).text,
+                    str(path),
+                    lambda path=path, mtime=mtime: path.is_file() and path.stat().st_mtime_ns == mtime,
+                )
+        raise jinja2.TemplateNotFound(template)
 
 
 def make_env(templates_dir: Path) -> jinja2.Environment:
     """A Jinja environment over `templates_dir` where a missing variable is an error."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=_InputLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

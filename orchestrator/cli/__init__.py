@@ -13,18 +13,40 @@ import click
 
 from orchestrator.errors import OrchError
 
+EXIT_BAD_INPUT = 2
+EXIT_BUG = 70  # EX_SOFTWARE: orch itself failed
+EXIT_INTERRUPTED = 130
+
 
 class Group(click.Group):
-    """Turns an OrchError anywhere below into a clean message and exit code 2."""
+    """Turns an OrchError anywhere below into a clean message and exit code 2.
+
+    Anything else that escapes a command is a bug in orch, not bad input: one line naming it and exit 70,
+    so a user never reads a traceback unless they ask for it with ORCH_DEBUG=1.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except OrchError as exc:
             if os.environ.get("ORCH_DEBUG") == "1":
                 raise
             click.echo(f"error: {exc.render()}", err=True)
-            ctx.exit(2)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - the last guard before a traceback reaches the user
+            if os.environ.get("ORCH_DEBUG") == "1" or ctx.parent is not None:
+                raise
+            click.echo(
+                f"error: orch failed unexpectedly: {type(exc).__name__}: {exc}\n"
+                "  fix: this is a bug in orch; rerun with ORCH_DEBUG=1 for the traceback and report it",
+                err=True,
+            )
+            ctx.exit(EXIT_BUG)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

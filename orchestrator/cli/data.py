@@ -23,14 +23,24 @@ def data() -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="unified.jsonl to write.")
 @click.option("--format", "fmt", default=None, help="Force one format (default: detected per file).")
-def data_normalize(sources, out, fmt) -> None:
+@click.option("--encoding", default=None, help="The files' encoding (default: UTF-8, else GB18030/GBK, BOMs stripped).")
+def data_normalize(sources, out, fmt, encoding) -> None:
     """Raw corpora -> one unified, cleaned, anonymised, deduplicated dialogue file (+ stats.json)."""
     from orchestrator.data.pipeline import normalize
 
-    summary = normalize(list(sources), out, fmt, progress=lambda m: click.echo(m, err=True))
+    summary = normalize(list(sources), out, fmt, progress=lambda m: click.echo(m, err=True), encoding=encoding)
+    left_out = summary["unattributed_text"]
+    if left_out["count"]:
+        click.echo(f"warning: {left_out['count']} text block(s) had no speaker label and were left out:", err=True)
+        for where in left_out["where"][:5]:
+            click.echo(f"  {where}", err=True)
+    if summary["skipped_files"]:
+        shown = ", ".join(summary["skipped_files"][:5])
+        click.echo(f"warning: {len(summary['skipped_files'])} file(s) are not corpus files, skipped: {shown}", err=True)
     click.echo(
-        f"{summary['dialogues']} dialogues -> {out}; dropped {summary['dropped_dialogues']}; "
-        f"anonymized {summary['anonymized']}; stats: {out.with_name('stats.json')}"
+        f"{summary['dialogues']} dialogues -> {out}; encodings {summary['encodings']}; "
+        f"dropped {summary['dropped_dialogues']}; anonymized {summary['anonymized']}; "
+        f"stats: {out.with_name('stats.json')}"
     )
 
 
@@ -145,5 +155,5 @@ def data_check(files, as_json, model_name, method, task) -> None:
             for name, dist in info["labels"].items():
                 click.echo(f"  {name}: {dist}")
         for pair, shared in report["overlap"].items():
-            click.echo(f"OVERLAP {pair}: {shared} shared inputs")
+            click.echo(f"OVERLAP {pair}: {shared} shared inputs or ids")
     sys.exit(0 if report["ok"] else 1)

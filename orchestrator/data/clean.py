@@ -1,4 +1,4 @@
-"""Cleaning: width and whitespace normalisation, short-turn removal, anonymisation, deduplication."""
+"""Cleaning: width and whitespace normalisation, short-turn removal, anonymisation (see `anonymize`), deduplication."""
 
 from __future__ import annotations
 
@@ -7,24 +7,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from orchestrator.data.anonymize import anonymize
 from orchestrator.data.dialogue import Dialogue, Turn
 
 CJK = r"\u4e00-\u9fff"
-# Typed placeholders. A pattern with a group replaces only the group (the cue word stays: 学号[STUDENT_ID]).
-# Order matters: specific ids before the generic phone pattern.
-PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("EMAIL", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
-    ("URL", re.compile(r"(?:https?://|www\.)[^\s，。；、）)\]]+", re.I)),
-    ("QQ", re.compile(r"(?:QQ|qq|扣扣)(?:号码|号)?\s*(?:[:：是为]\s*)?(\d{5,11})")),
-    ("WECHAT", re.compile(r"(?:微信|wechat|vx|wx)(?:号)?\s*(?:[:：是为]\s*)?([A-Za-z][-_A-Za-z0-9]{5,19})", re.I)),
-    ("STUDENT_ID", re.compile(r"学号\s*(?:[:：是为]\s*)?([A-Za-z]?\d{6,14})")),
-    ("ID_CARD", re.compile(r"(?<![\dA-Za-z])(\d{17}[\dXx])(?![\dA-Za-z])")),
-    ("PHONE", re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)")),
-    (
-        "NAME",
-        re.compile(rf"(?:我叫|我的名字(?:是|叫)|名字叫|名叫|叫做|本人)\s*([{CJK}]{{2,3}})(?=[，,。.！!？?\s；;、]|$)"),
-    ),
-]
 FULLWIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)}  # digits
 FULLWIDTH.update({chr(c): chr(c - 0xFEE0) for c in list(range(0xFF21, 0xFF3B)) + list(range(0xFF41, 0xFF5B))})
 FULLWIDTH["\u3000"] = " "
@@ -36,23 +22,6 @@ def normalize_text(text: str) -> str:
     text = "".join(FULLWIDTH.get(ch, ch) for ch in text)
     text = re.sub(rf"(?<=[{CJK}])\s*([,?!:;])", lambda m: HALF_TO_FULL[m.group(1)], text)
     return " ".join(text.split())
-
-
-def anonymize(text: str, counts: Counter | None = None) -> str:
-    """Replace personal details with typed placeholders ([PHONE], [NAME], ...)."""
-    for kind, pattern in PATTERNS:
-
-        def swap(match: re.Match, kind: str = kind) -> str:
-            if counts is not None:
-                counts[kind] += 1
-            if match.groups():
-                start, end = match.span(1)
-                whole_start = match.start()
-                return match.group(0)[: start - whole_start] + f"[{kind}]" + match.group(0)[end - whole_start :]
-            return f"[{kind}]"
-
-        text = pattern.sub(swap, text)
-    return text
 
 
 @dataclass

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from orchestrator.datasets import ROLE_LABELS
 
-# Role prefixes of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role.
-ROLE_PREFIXES = {
-    "user": ("来访者：", "来访者:", "求助者：", "求助者:"),
-    "assistant": ("心理咨询师：", "心理咨询师:", "咨询师：", "支持者：", "支持者:"),
-}
+# Speaker labels of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role; either colon, spaces around it.
+ROLE_NAMES = {"user": ("来访者", "求助者"), "assistant": ("心理咨询师", "咨询师", "支持者")}
+_ROLE = re.compile(
+    r"^[\s\u200b-\u200d\u2060\ufeff]*(?P<name>"
+    + "|".join(sorted((n for names in ROLE_NAMES.values() for n in names), key=len, reverse=True))
+    + r")\s*[：:]\s*"
+)
+_ROLE_OF = {name: role for role, names in ROLE_NAMES.items() for name in names}
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,11 @@ class Dialogue:
 
 
 def split_role(line: str) -> Turn | None:
-    """A turn from a line with a known role prefix, else None."""
-    for role, prefixes in ROLE_PREFIXES.items():
-        for prefix in prefixes:
-            if line.startswith(prefix):
-                return Turn(role, line[len(prefix) :].strip())
-    return None
+    """A turn from a line that starts with a speaker label (invisible marks before it ignored), else None."""
+    match = _ROLE.match(line)
+    if match is None:
+        return None
+    return Turn(_ROLE_OF[match["name"]], line[match.end() :].strip())
 
 
 def tail_truncate(dialogue: Dialogue, max_chars: int, max_turns: int) -> Dialogue:

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs
 from orchestrator.data import formats
 from orchestrator.data.clean import CleanStats, clean_dialogue, deduplicate
 from orchestrator.data.dialogue import Dialogue, tail_truncate
-from orchestrator.data.sft import sft_row, stratified_split, write_jsonl
+from orchestrator.data.sft import sft_row, stratified_split, write_jsonl, write_set
 from orchestrator.datasets import check_rows
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_json_atomic
+from orchestrator.inputs import InputError
 from orchestrator.task import Task
 
 Progress = Callable[[str], None]
@@ -80,59 +82,94 @@ def describe(dialogues: list[Dialogue]) -> dict[str, Any]:
 
 
 def read_unified(path: Path) -> list[Dialogue]:
-    """Dialogues from a unified .jsonl file."""
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(Dialogue.from_json(json.loads(line)))
-            except (json.JSONDecodeError, KeyError) as exc:
-                raise OrchError(
-                    f"not a unified dialogue: {exc}", where=f"{path}:{number}", fix="make it with `orch data normalize`"
-                ) from None
-    return out
+    """Dialogues from a unified .jsonl file (what `orch data normalize` writes)."""
+    return [_dialogue(path, line) for line in inputs.read_jsonl(path)]
+
+
+def _dialogue(path: Path, line: inputs.Line) -> Dialogue:
+    """One unified dialogue, or an InputError naming the line and what is missing."""
+    data = line.data
+    problem = None
+    if not isinstance(data, dict):
+        problem = f"a row must be a JSON object, not a {type(data).__name__}"
+    elif missing := [k for k in ("id", "source", "turns") if k not in data]:
+        problem = f"missing key(s) {missing}"
+    elif not isinstance(data["turns"], list) or not all(
+        isinstance(t, dict) and t.get("role") in ("user", "assistant") and isinstance(t.get("text"), str)
+        for t in data["turns"]
+    ):
+        problem = "`turns` must be a list of {role: user|assistant, text: ...}"
+    if problem:
+        raise InputError(
+            path, f"not a unified dialogue: {problem}", line=line.number, fix="make the file with `orch data normalize`"
+        )
+    return Dialogue.from_json(data)
 
 
 def write_unified(path: Path, dialogues: list[Dialogue]) -> None:
     write_jsonl(path, [d.to_json() for d in dialogues])
 
 
-def _files(sources: list[Path]) -> list[Path]:
-    files = []
+RAW_SUFFIXES = (".txt", ".json", ".jsonl")
+
+
+def _files(sources: list[Path]) -> tuple[list[Path], list[str]]:
+    """(raw files to read, files in the given folders that are not: listed, never silently skipped)."""
+    files: list[Path] = []
+    skipped: list[str] = []
     for source in sources:
         if source.is_dir():
-            files += sorted(p for p in source.rglob("*") if p.suffix in (".txt", ".json", ".jsonl"))
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                (files.append(path) if path.suffix in RAW_SUFFIXES else skipped.append(str(path)))
         elif source.is_file():
             files.append(source)
         else:
-            raise OrchError(f"{source} does not exist")
-    return files
+            raise InputError(source, "no such file or folder", fix="check the path")
+    if not files:
+        raise OrchError(
+            f"no raw files ({', '.join(RAW_SUFFIXES)}) in {', '.join(map(str, sources))}",
+            fix="name the corpus files or the folders holding them",
+        )
+    return files, skipped
 
 
-def normalize(sources: list[Path], out: Path, fmt: str | None = None, progress: Progress | None = None) -> dict:
-    """Raw corpora -> unified, cleaned, anonymised, deduplicated dialogues, plus stats.json beside `out`."""
+def normalize(
+    sources: list[Path],
+    out: Path,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+    encoding: str | None = None,
+) -> dict:
+    """Raw corpora -> unified, cleaned, anonymised, deduplicated dialogues, plus stats.json beside `out`.
+
+    Every file is read through `orchestrator.inputs` (BOM, encoding); the stats say which encodings were
+    used and list text left out because it had no speaker label, and files in the folders that were skipped.
+    """
     stats = CleanStats()
+    read_stats = formats.ReadStats()
     read_counts: Counter = Counter()
     cleaned = []
-    files = _files(sources)
+    files, skipped = _files(sources)
     for i, path in enumerate(files, start=1):
-        for dialogue in formats.read(path, fmt):
+        for dialogue in formats.read(path, fmt, encoding=encoding, stats=read_stats):
             read_counts[dialogue.source] += 1
             result = clean_dialogue(dialogue, stats)
             if result is not None:
                 cleaned.append(result)
-        if progress and (i % 100 == 0 or i == len(files)):
+        if progress and (i % 50 == 0 or i == len(files)):
             progress(f"read {i}/{len(files)} files")
     kept = deduplicate(cleaned, stats)
-    write_unified(out, kept)
     summary = {
         "files": len(files),
         "read": dict(read_counts),
+        **read_stats.summary(),
+        "skipped_files": skipped,
         **describe(kept),
         "dropped_dialogues": dict(stats.dropped),
         "dropped_turns": dict(stats.turns_dropped),
         "anonymized": dict(stats.placeholders),
     }
+    write_unified(out, kept)
     write_json_atomic(out.with_name("stats.json"), summary)
     return summary
 
@@ -174,64 +211,104 @@ class Labeled:
     labels: dict[str, Any]
 
 
-def read_labeled(path: Path) -> list[Labeled]:
-    """Dialogues with a `labels` object (what `orch data label` writes)."""
+def read_labeled(path: Path, task: Task | None = None) -> list[Labeled]:
+    """Dialogues with a `labels` object (what `orch data label` writes), checked against the task's schema."""
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            data = json.loads(line)
-            if "labels" not in data:
-                raise OrchError("row has no labels", where=f"{path}:{number}", fix="run `orch data label` first")
-            out.append(Labeled(Dialogue.from_json(data), data["labels"]))
+    for line in inputs.read_jsonl(path):
+        dialogue = _dialogue(path, line)
+        labels = line.data.get("labels")
+        if not isinstance(labels, dict):
+            raise InputError(path, "row has no `labels` object", line=line.number, fix="run `orch data label` first")
+        errors = task.answer_errors(labels) if task is not None else []
+        if errors:
+            raise InputError(
+                path,
+                f"labels break the {task.name} schema: {'; '.join(errors)}",
+                line=line.number,
+                fix="relabel the row, or fix the label by hand",
+            )
+        out.append(Labeled(dialogue, labels))
     return out
 
 
 def split_fractions(task: Task, spec: str | None = None) -> dict[str, float]:
-    """`train=0.8,val=0.1,test=0.1` as fractions (default: 10% for each declared split but train)."""
+    """`train=0.8,val=0.1,test=0.1` as fractions, train first (default: 10% for each declared split but train).
+
+    Each fraction is in (0, 1], they sum to 1, every name is a split the task declares, once, and one is train.
+    """
     if not spec:
         others = [s for s in task.datasets if s != "train"]
         return {"train": 1 - 0.1 * len(others), **{s: 0.1 for s in others}}
-    fractions = {}
+    example = "e.g. --split " + ",".join(f"{s}={0.8 if s == 'train' else 0.1:g}" for s in task.datasets)
+    fractions: dict[str, float] = {}
     for part in spec.split(","):
-        name, sep, value = part.partition("=")
+        name, sep, value = (x.strip() for x in part.partition("="))
         try:
-            fractions[name.strip()] = float(value)
+            fraction = float(value)
         except ValueError:
-            fractions[name.strip()] = float("nan")
-        if not sep or not name.strip() or not 0 <= fractions[name.strip()] <= 1:
+            fraction = float("nan")
+        if not sep or not name or not 0 < fraction <= 1:
             raise OrchError(
-                f"--split {spec!r}: {part!r} is not NAME=FRACTION with a fraction in [0, 1]",
-                fix="e.g. --split train=0.8,val=0.1,test=0.1",
+                f"--split {spec!r}: {part.strip()!r} is not NAME=FRACTION with a fraction in (0, 1]",
+                fix=f"{example} (leave a split out rather than give it 0)",
             )
+        if name in fractions:
+            raise OrchError(f"--split {spec!r}: {name!r} is given twice", fix=example)
+        if name not in task.datasets:
+            raise OrchError(
+                f"--split {spec!r}: task {task.name} declares no split {name!r}",
+                where=str(task.path),
+                fix=f"its splits: {', '.join(task.datasets)} (add one under `datasets:` to use it)",
+            )
+        fractions[name] = fraction
     if abs(sum(fractions.values()) - 1) > 1e-6:
-        raise OrchError(f"--split {spec!r}: the fractions sum to {sum(fractions.values()):g}, not 1")
-    return fractions
+        raise OrchError(f"--split {spec!r}: the fractions sum to {sum(fractions.values()):g}, not 1", fix=example)
+    if "train" not in fractions:
+        raise OrchError(f"--split {spec!r}: no train split", fix=example)
+    return {"train": fractions.pop("train"), **fractions}
+
+
+def stale_splits(task: Task, fractions: dict[str, float], project_root: Path) -> list[Path]:
+    """Split files the task declares that this split would not rewrite but that exist from an earlier one."""
+    return [
+        project_root / task.datasets[name].file
+        for name in task.datasets
+        if name not in fractions and (project_root / task.datasets[name].file).exists()
+    ]
 
 
 def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root: Path) -> dict:
-    """The task's SFT files, split deterministically and stratified on the risk field."""
-    rows = [sft_row(task, item.dialogue, item.labels) for item in read_labeled(labeled)]
+    """The task's SFT files, split deterministically and stratified on the risk field, written as one set.
+
+    Nothing is written unless every split has rows and no split file of an earlier split would be left
+    behind (it would overlap the new train); then all files are staged beside their targets and renamed.
+    """
+    stale = stale_splits(task, fractions, project_root)
+    if stale:
+        names = ", ".join(str(p) for p in stale)
+        raise OrchError(
+            f"{names} exist(s) from an earlier split that this one would not rewrite: they would overlap the new ones",
+            fix="include those splits in --split, or move the files aside (`mv FILE FILE.old`) first",
+        )
+    rows = [sft_row(task, item.dialogue, item.labels) for item in read_labeled(labeled, task)]
     ids = Counter(r["id"] for r in rows)
     repeated = [i for i, n in ids.items() if n > 1]
     if repeated:
         raise OrchError(f"dialogue ids appear more than once: {repeated[:5]}", where=str(labeled))
     field = task.risk_field or task.field_names[0]
     splits = stratified_split(rows, lambda r: str(json.loads(r["output"])[field]), fractions)
-    missing = [s for s in splits if s not in task.datasets]
-    if missing:
+    empty = [name for name, split_rows in splits.items() if not split_rows]
+    if empty:
         raise OrchError(
-            f"the task file declares no dataset for split(s) {missing}",
-            where=str(task.path),
-            fix="add them under `datasets:` (name and file)",
+            f"split(s) {empty} would be empty: {len(rows)} labeled rows are too few for {fractions}",
+            where=str(labeled),
+            fix="label more dialogues, or give those splits larger fractions",
         )
-    counts = {}
-    for split, split_rows in splits.items():
-        write_jsonl(project_root / task.datasets[split].file, split_rows)
-        counts[split] = {
-            "rows": len(split_rows),
-            field: dict(Counter(json.loads(r["output"])[field] for r in split_rows)),
-        }
-    return counts
+    write_set({project_root / task.datasets[name].file: split_rows for name, split_rows in splits.items()})
+    return {
+        split: {"rows": len(split_rows), field: dict(Counter(json.loads(r["output"])[field] for r in split_rows))}
+        for split, split_rows in splits.items()
+    }
 
 
 def model_cutoff(catalog: Any, model: str, method: str, task: Task) -> tuple[Path, str, int]:
@@ -256,7 +333,7 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
     cutoff would cut, counted exactly as LLaMA-Factory truncates.
     """
     report: dict[str, Any] = {"files": {}, "overlap": {}}
-    inputs: dict[Path, set[str]] = {}
+    seen: dict[Path, set[str]] = {}
     for path in files:
         rows, problems = check_rows(path, None, task)
         texts = [str(r.data.get("input", "")) for r in rows]
@@ -282,11 +359,12 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
             "labels": distribution,
             "duplicate_inputs": duplicates,
         }
-        inputs[path] = set(texts)
-    paths = list(inputs)
+        ids = {f"id:{r.data['id']}" for r in rows if isinstance(r.data.get("id"), (str, int))}
+        seen[path] = {f"input:{' '.join(t.split())}" for t in texts} | ids
+    paths = list(seen)
     for i, a in enumerate(paths):
         for b in paths[i + 1 :]:
-            shared = len(inputs[a] & inputs[b])
+            shared = len(seen[a] & seen[b])
             if shared:
                 report["overlap"][f"{a} & {b}"] = shared
     report["ok"] = not report["overlap"] and all(not f["problems"] for f in report["files"].values())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.data.dialogue import Dialogue
-from orchestrator.fileio import write_text_atomic
+from orchestrator.fileio import write_text_atomic, write_texts_together
 from orchestrator.task import Task
 
 Labeler = Callable[[Dialogue], dict[str, Any]]
@@ -65,4 +65,13 @@ def stratified_split(
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSON lines, atomically."""
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(path, _jsonl(rows))
+
+
+def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write_set(files: dict[Path, list[dict[str, Any]]]) -> None:
+    """Write several JSONL files as one set: all staged beside their targets first, then renamed together."""
+    write_texts_together({path: _jsonl(rows) for path, rows in files.items()})

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from orchestrator import ledger, steps
+from orchestrator import inputs, ledger, steps
 from orchestrator.answers import extract
 from orchestrator.datasets import check_rows, client_text
 from orchestrator.errors import OrchError
@@ -26,6 +24,7 @@ from orchestrator.evaluation import decoding
 from orchestrator.evaluation.metrics import score, summary
 from orchestrator.evaluation.prompts import load_template, prompt_ids
 from orchestrator.fileio import write_json_atomic, write_text_atomic
+from orchestrator.inputs import InputError
 from orchestrator.layout import (
     ADAPTER,
     BASE,
@@ -133,7 +132,7 @@ def training_config(project: Project, train_dir: Path) -> dict[str, Any]:
             f"{project.relative(train_dir)} has no {ORCH_CONFIG}: not a run orch trained",
             fix="train it with orch submit first",
         )
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return inputs.read_yaml_mapping(path, "training config")
 
 
 def check_trained_on(project: Project, task: Task, train_dir: Path, config: dict[str, Any]) -> None:
@@ -283,15 +282,27 @@ def _score(
 def score_predictions_file(project: Project, task: Task, path: Path) -> EvalResult:
     """Score LLaMA-Factory's generated_predictions.jsonl (`predict`, `label`) with the task metrics."""
     rows, raws = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        gold = extract(task, item.get("label", ""))
+    for line in inputs.read_jsonl(path):
+        item = line.data
+        if not isinstance(item, dict) or not isinstance(item.get("label"), str) or "predict" not in item:
+            raise InputError(
+                path,
+                "a prediction row is an object with `predict` and `label` strings",
+                line=line.number,
+                fix="give the generated_predictions.jsonl that `llamafactory-cli train --do_predict` wrote",
+            )
+        gold = extract(task, item["label"])
         if not gold.valid:
-            raise OrchError(f"{path}:{number}: the label is not a valid answer: {gold.errors}")
-        rows.append({"id": f"{path.name}:{number}", "gold": gold.labels})
-        raws.append(item.get("predict", ""))
+            raise InputError(
+                path,
+                f"the label is not a valid {task.name} answer: {gold.errors}",
+                line=line.number,
+                fix="score predictions made on this task's data (see --task)",
+            )
+        rows.append({"id": f"{path.name}:{line.number}", "gold": gold.labels})
+        raws.append(str(item.get("predict") or ""))
+    if not rows:
+        raise InputError(path, "holds no predictions", fix="give a generated_predictions.jsonl with rows")
     meta = {**_identity(task, None, LF_PREDICT), "decoding": "llamafactory-predict", "source": str(path)}
     return _write(task, rows, raws, [None] * len(rows), Layout(project).predictions_eval_dir(path), meta)
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs
 from orchestrator.catalog import STAGES, Catalog
+from orchestrator.inputs import InputError
 from orchestrator.project import Project
 from orchestrator.render import render_run
 from orchestrator.task import Task
@@ -71,9 +73,28 @@ def validate_file(project: Project, catalog: Catalog, path: Path, ctx: Context |
     if not path.is_file():
         return [Problem(Severity.ERROR, "file", source, "config file not found", "give the path of a YAML file")]
     try:
-        loaded = load_config(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        return [Problem(Severity.ERROR, "yaml", source, f"not UTF-8 text: {exc.reason}", "save the file as UTF-8")]
+        decoded = inputs.read_text(path)
+        if decoded.encoding not in ("utf-8", "utf-8-sig"):
+            return [
+                Problem(
+                    Severity.ERROR,
+                    "yaml",
+                    source,
+                    f"the file is {decoded.encoding}; LLaMA-Factory reads configs as UTF-8",
+                    inputs.CONVERT_FIX,
+                )
+            ]
+        loaded = load_config(decoded.text)
+    except InputError as exc:
+        return [
+            Problem(
+                Severity.ERROR,
+                "yaml",
+                f"{source}:{exc.line}" if exc.line else source,
+                exc.message,
+                exc.fix or "save the file as UTF-8",
+            )
+        ]
     except ConfigSyntaxError as exc:
         return [
             Problem(Severity.ERROR, "yaml", f"{source}:{p.line}" if p.line else source, p.message, p.fix)

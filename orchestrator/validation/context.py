@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs
 from orchestrator.datasets import check_rows
+from orchestrator.inputs import InputError
 from orchestrator.task import Task
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 
@@ -53,11 +55,10 @@ def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
         problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", "run `orch render`")
         return info_path, {}, problem
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
-        where = f"{rel}:{line}" if line else rel
-        return info_path, {}, Problem(Severity.ERROR, "datasets", where, f"not valid JSON: {exc}", "run `orch render`")
+        info = inputs.read_json(info_path)
+    except InputError as exc:
+        where = rel + (f":{exc.line}" if exc.line else "") + (f":{exc.column}" if exc.line and exc.column else "")
+        return info_path, {}, Problem(Severity.ERROR, "datasets", where, exc.message, "run `orch render`")
     if not isinstance(info, dict):
         return info_path, {}, Problem(Severity.ERROR, "datasets", rel, "not a JSON object", "run `orch render`")
     return info_path, info, None

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs, stages
 from orchestrator import lf_adapter as lf
-from orchestrator import stages
+from orchestrator.inputs import InputError
 from orchestrator.models import looks_like_hub_id, resolve_model
 from orchestrator.outputs import checkpoint_problems
 from orchestrator.validation.context import Context
@@ -120,9 +121,9 @@ def _checkpoint_problems(cfg: ConfigUnderTest, key: str, path: Path) -> Iterator
         )
     elif key == "deepspeed" and path.is_file():
         try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield _reject(cfg, key, f"{path.name} is not valid JSON: {exc}", "fix the file")
+            inputs.read_json(path)
+        except InputError as exc:
+            yield _reject(cfg, key, f"{exc.where}: {exc.message}", exc.fix or "fix the file")
 
 
 # --- report_to ----------------------------------------------------------------
