@@ -109,17 +109,19 @@ def decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, s
         except LookupError:
             raise InputError(path, f"unknown encoding {encoding!r}", fix="e.g. utf-8, gb18030, big5") from None
         return _strict(path, data, encoding, encoding.lower()), encoding.lower()
+    if b"\x00" in data:
+        at = data.index(b"\x00")
+        raise _decode_error(path, data, UnicodeDecodeError("utf-8", data, at, at + 1, "NUL"), "binary")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
         first_error = exc
-    if b"\x00" not in data:
-        try:
-            text = data.decode(FALLBACK_ENCODING)
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and _plausible(text):
-            return text, FALLBACK_ENCODING
+    try:
+        text = data.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _plausible(text):
+        return text, FALLBACK_ENCODING
     raise _decode_error(path, data, first_error, "not UTF-8, and not GB18030/GBK text either")
 
 
@@ -133,7 +135,7 @@ def _strict(path: Path, data: bytes, codec: str, label: str) -> str:
 def _decode_error(path: Path, data: bytes, exc: UnicodeDecodeError, what: str) -> InputError:
     line = data.count(b"\n", 0, exc.start) + 1
     bad = data[exc.start : exc.start + 4].hex(" ")
-    kind = "binary (it has NUL bytes)" if b"\x00" in data[:4096] else what
+    kind = "binary, not text (it has NUL bytes)" if b"\x00" in data else what
     return InputError(path, f"{kind}: byte offset {exc.start} ({bad}) cannot be decoded", line=line, fix=CONVERT_FIX)
 
 

@@ -19,13 +19,13 @@ default task's (they could only be).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import stages
+from orchestrator import inputs, stages
 from orchestrator.errors import OrchError
+from orchestrator.inputs import InputError
 from orchestrator.project import Project
 from orchestrator.task import TASK_NAME
 
@@ -210,9 +210,11 @@ class EvalIdentity:
 def read_metrics(path: Path) -> dict[str, Any]:
     """A metrics.json, or a clear error naming it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OrchError(f"cannot read {path}: {exc}", fix="re-run the evaluation that wrote it") from None
+        data = inputs.read_json(path)
+    except InputError as exc:
+        raise OrchError(
+            f"cannot read it: {exc.message}", where=exc.where, fix="re-run the evaluation that wrote it"
+        ) from None
     if not isinstance(data, dict):
         raise OrchError(f"{path} is not a JSON object", fix="re-run the evaluation that wrote it")
     return data

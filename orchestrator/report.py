@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator import outputs
+from orchestrator import inputs, outputs
 from orchestrator.task import Task
 
 
@@ -47,7 +46,7 @@ def confusion_image(metrics_path: Path, field: str) -> str | None:
     """The risk field's confusion matrix (gold rows, predicted columns) as a data URI."""
     if not metrics_path.is_file():
         return None
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics = inputs.read_json(metrics_path)
     confusion = ((metrics.get("fields") or {}).get(field) or {}).get("confusion")
     if not confusion:
         return None

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ledger, stages, steps
+from orchestrator import inputs, ledger, stages, steps
 from orchestrator.errors import OrchError
 from orchestrator.layout import Layout, Run
 from orchestrator.project import Project
@@ -115,7 +114,7 @@ def dataset_files(project: Project, values: dict[str, Any], stage: str) -> list[
     info_path = project.resolve(values.get("dataset_dir", "data")) / "dataset_info.json"
     if not keys or not info_path.is_file():
         return []
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info = inputs.read_json(info_path)
     files = []
     for key in keys:
         for name in str(values.get(key) or "").split(","):

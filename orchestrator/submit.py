@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
-from orchestrator import stages
+from orchestrator import inputs, stages
 from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
 from orchestrator.executors import JobSpec, get_executor
 from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomic
+from orchestrator.inputs import InputError
 from orchestrator.locks import LOCK_NAME, run_locks
 from orchestrator.models import resolve_model
 from orchestrator.outputs import OutputState, output_status
@@ -250,8 +251,8 @@ def _check_config_unchanged(project, plan: Plan, out: Path, allow: bool) -> None
     if not previous.is_file():
         return
     try:
-        stored = yaml.safe_load(previous.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        stored = inputs.read_yaml(previous)
+    except InputError as exc:
         stored = exc
     if not isinstance(stored, dict):
         raise OrchError(

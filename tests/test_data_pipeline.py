@@ -169,10 +169,11 @@ def test_rules_label_prepare_and_check(project, catalog, orch, tmp_path):
     assert result.exit_code == 0, result.output
     labeled = [json.loads(x) for x in (tmp_path / "labeled.jsonl").read_text().splitlines()]
     assert any(x["labels"]["risk_flag"] == "suicidal" for x in labeled)  # case_331/505 mention 轻生/自杀
-    first = prepare(catalog.task(), tmp_path / "labeled.jsonl", {"train": 0.8, "test": 0.2}, project.root)
+    splits = {"train": 0.8, "val": 0.1, "test": 0.1}
+    first = prepare(catalog.task(), tmp_path / "labeled.jsonl", splits, project.root)
     train = (project.root / "data/student_mental/train.jsonl").read_text()
     test = (project.root / "data/student_mental/test.jsonl").read_text()
-    assert prepare(catalog.task(), tmp_path / "labeled.jsonl", {"train": 0.8, "test": 0.2}, project.root) == first
+    assert prepare(catalog.task(), tmp_path / "labeled.jsonl", splits, project.root) == first
     assert (project.root / "data/student_mental/train.jsonl").read_text() == train  # deterministic
     train_ids = {json.loads(x)["id"] for x in train.splitlines()}
     test_rows = [json.loads(x) for x in test.splitlines()]
@@ -228,7 +229,7 @@ def test_check_finds_overlap_between_splits(catalog, orch, tmp_path):
     (tmp_path / "a.jsonl").write_text("\n".join(rows[:5]) + "\n")
     (tmp_path / "b.jsonl").write_text("\n".join(rows[3:8]) + "\n")
     result = orch("data", "check", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
-    assert result.exit_code == 1 and "OVERLAP" in result.output and "2 shared inputs" in result.output
+    assert result.exit_code == 1 and "OVERLAP" in result.output and "2 rows share" in result.output
 
 
 def test_check_flags_rows_too_long_for_the_cutoff(project, orch, model_cache):

@@ -155,5 +155,5 @@ def data_check(files, as_json, model_name, method, task) -> None:
             for name, dist in info["labels"].items():
                 click.echo(f"  {name}: {dist}")
         for pair, shared in report["overlap"].items():
-            click.echo(f"OVERLAP {pair}: {shared} shared inputs or ids")
+            click.echo(f"OVERLAP {pair}: {shared} rows share an input or id")
     sys.exit(0 if report["ok"] else 1)

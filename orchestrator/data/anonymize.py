@@ -183,6 +183,7 @@ SURNAME_FLAGS = ("nr", "nrfg", "nrt", "zg", "ng", "a", "r", "n", "nz")
 # Surnames that are far more often everyday words, never joined to the token after them: 这段/困惑, 那/阿姨.
 AMBIGUOUS_SURNAMES = set("时那师和于由向段来都能可全国信元万成其第次些个很也又把被让给跟同")
 COMMON_GIVEN_FREQ = 200
+COMMON_TAIL_FREQ = 300  # a dictionary "name" whose given-name part is an everyday word (原以为, 祝你们) is not one
 COMMON_WORD_FREQ = 100  # jieba dictionary frequency from which a tagged word is an everyday word, not a name
 
 
@@ -316,7 +317,13 @@ def _name_part(word: str, flag: str, following: str, freq: dict) -> str | None:
     if not known:
         return word if _name_shaped(word) else None
     tail = word[len(_surname(word)) :]
-    if len(word) == 3 and _surname(word) and known <= 10 and not freq.get(tail) and word[-1] not in NOT_NAME_END:
+    if (
+        len(word) == 3
+        and _surname(word)
+        and known <= 10
+        and (freq.get(tail) or 0) < COMMON_TAIL_FREQ
+        and word[-1] not in NOT_NAME_END
+    ):
         return word
     return None
 

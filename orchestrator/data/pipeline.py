@@ -333,7 +333,7 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
     cutoff would cut, counted exactly as LLaMA-Factory truncates.
     """
     report: dict[str, Any] = {"files": {}, "overlap": {}}
-    seen: dict[Path, set[str]] = {}
+    seen: dict[Path, list[set[str]]] = {}
     for path in files:
         rows, problems = check_rows(path, None, task)
         texts = [str(r.data.get("input", "")) for r in rows]
@@ -359,16 +359,24 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
             "labels": distribution,
             "duplicate_inputs": duplicates,
         }
-        ids = {f"id:{r.data['id']}" for r in rows if isinstance(r.data.get("id"), (str, int))}
-        seen[path] = {f"input:{' '.join(t.split())}" for t in texts} | ids
+        seen[path] = [_row_keys(r.data) for r in rows]
     paths = list(seen)
     for i, a in enumerate(paths):
+        keys_a = set().union(*seen[a]) if seen[a] else set()
         for b in paths[i + 1 :]:
-            shared = len(seen[a] & seen[b])
+            shared = sum(1 for keys in seen[b] if keys & keys_a)
             if shared:
                 report["overlap"][f"{a} & {b}"] = shared
     report["ok"] = not report["overlap"] and all(not f["problems"] for f in report["files"].values())
     return report
+
+
+def _row_keys(row: dict[str, Any]) -> set[str]:
+    """What makes two rows the same example: the same input (whitespace aside) or the same id."""
+    keys = {"input:" + " ".join(str(row.get("instruction", "")).split() + str(row.get("input", "")).split())}
+    if isinstance(row.get("id"), (str, int)):
+        keys.add(f"id:{row['id']}")
+    return keys
 
 
 def _too_long(rows: list, path: Path, model_dir: Path, template: str, cutoff_len: int) -> list[dict[str, str]]:

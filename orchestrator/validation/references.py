@@ -10,7 +10,6 @@ the model's tokenizer.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,9 +296,9 @@ def _tokenizer_facts(ctx: Context, model_dir: Path) -> tuple[set[str] | None, st
 
 def _model_config(model_dir: Path) -> dict[str, Any]:
     try:
-        loaded = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        loaded = inputs.read_json(model_dir / "config.json")
+    except InputError:
+        return {}  # the model loader's own check reports an unreadable config.json
     return loaded if isinstance(loaded, dict) else {}
 
 
