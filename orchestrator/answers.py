@@ -36,6 +36,13 @@ class Extraction:
 
 def extract(task: Task, raw: str) -> Extraction:
     """Parse `raw` strictly, else repair it; then map keys and values onto the task's schema."""
+    try:
+        return _extract(task, raw)
+    except RecursionError:  # a degenerate output of thousands of `[`: no answer, not a crash
+        return Extraction(None, False, False, False, ("nested too deeply to read",))
+
+
+def _extract(task: Task, raw: str) -> Extraction:
     strict_obj = _strict(raw)
     if strict_obj is not None:
         errors = task.answer_errors(strict_obj)

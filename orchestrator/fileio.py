@@ -6,12 +6,32 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from orchestrator.errors import OrchError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temp file in the same folder and a rename."""
+    with _writable(path):
+        _write_text_atomic(path, text)
+
+
+@contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """An OS refusal to write (a folder in the way, no permission, no space) as a clear error naming the path."""
+    if path.is_dir():
+        raise OrchError(f"{path} is a folder", fix="name a file to write")
+    try:
+        yield
+    except OSError as exc:
+        raise OrchError(f"cannot write {path}: {exc.strerror or exc}", fix="choose a writable path") from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -32,6 +52,9 @@ def write_texts_together(files: dict[Path, str]) -> None:
     A failure while staging leaves every target as it was; the renames that follow cannot fail for want of
     space, so readers see the old set or the new one (up to the instant between renames).
     """
+    for path in files:
+        if path.is_dir():
+            raise OrchError(f"{path} is a folder", fix="name a file to write")
     staged: list[tuple[str, Path]] = []
     try:
         for path, text in files.items():
@@ -45,9 +68,13 @@ def write_texts_together(files: dict[Path, str]) -> None:
                 os.fsync(handle.fileno())
         for tmp, path in staged:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OrchError(
+                f"cannot write {exc.filename or 'the set'}: {exc.strerror or exc}", fix="choose a writable path"
+            ) from None
         raise
 
 

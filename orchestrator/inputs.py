@@ -105,12 +105,20 @@ def decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, s
             return _strict(path, data if name != "utf-8" else data[len(mark) :], name, label), label
     if encoding:
         try:
-            codecs.lookup(encoding)
+            info = codecs.lookup(encoding)
         except LookupError:
-            raise InputError(path, f"unknown encoding {encoding!r}", fix="e.g. utf-8, gb18030, big5") from None
+            info = None
+        if info is None or not getattr(info, "_is_text_encoding", True):
+            raise InputError(
+                path, f"{encoding!r} is not a text encoding", fix="e.g. utf-8, gb18030, big5, utf-16"
+            ) from None
         return _strict(path, data, encoding, encoding.lower()), encoding.lower()
     if b"\x00" in data:
         at = data.index(b"\x00")
+        if codec := _utf16_without_bom(data):
+            raise InputError(
+                path, "UTF-16 text without a byte-order mark", fix=f"pass --encoding {codec}, or save it as UTF-8"
+            )
         raise _decode_error(path, data, UnicodeDecodeError("utf-8", data, at, at + 1, "NUL"), "binary")
     try:
         return data.decode("utf-8"), "utf-8"
@@ -137,6 +145,18 @@ def _decode_error(path: Path, data: bytes, exc: UnicodeDecodeError, what: str) -
     bad = data[exc.start : exc.start + 4].hex(" ")
     kind = "binary, not text (it has NUL bytes)" if b"\x00" in data else what
     return InputError(path, f"{kind}: byte offset {exc.start} ({bad}) cannot be decoded", line=line, fix=CONVERT_FIX)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """The UTF-16 byte order a file with NUL bytes reads as ordinary text in, if any."""
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data[: len(data) // 2 * 2].decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if _plausible(text) and any(mark in text for mark in ("\n", "：", "，", "。", " ")):
+            return codec
+    return None
 
 
 def _plausible(text: str) -> bool:
@@ -170,6 +190,10 @@ def parse_json(text: str, path: Path | str, line: int = 1) -> Any:
         ) from None
     except ValueError as exc:
         raise InputError(path, f"not valid JSON: {exc}", line=line, fix="fix the value on that line") from None
+    except RecursionError:
+        raise InputError(
+            path, "JSON nested too deeply to read", line=line, fix="no input needs this much nesting"
+        ) from None
 
 
 def _json_fix(exc: json.JSONDecodeError) -> str:

@@ -62,7 +62,7 @@ class Project:
     def settings(self) -> dict:
         """`templates/project.yaml`: project-wide choices such as the default task."""
         path = self.templates / "project.yaml"
-        if not path.is_file():
+        if not path.exists():
             return {}
         return inputs.read_yaml_mapping(path, "project settings file")
 

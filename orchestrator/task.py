@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,10 +171,27 @@ def _check_datasets(datasets: Any, where: str) -> dict[str, DatasetSpec]:
     if not isinstance(datasets, dict):
         raise OrchError("`datasets` must map split names to {name, file}", where=where)
     out = {}
+    files: dict[str, str] = {}
     for split, spec in datasets.items():
         if not isinstance(spec, dict) or not spec.get("name") or not spec.get("file"):
             raise OrchError(f"datasets.{split}: needs `name` and `file`", where=where)
-        out[split] = DatasetSpec(split=split, name=str(spec["name"]), file=str(spec["file"]))
+        file = spec["file"]
+        if not isinstance(file, str) or not file.endswith((".jsonl", ".json")):
+            raise OrchError(
+                f"datasets.{split}.file: {file!r} is not a .jsonl or .json path",
+                where=where,
+                fix=f"e.g. data/<task>/{split}.jsonl",
+            )
+        same = os.path.normpath(file)
+        if same in files:
+            raise OrchError(
+                f"datasets.{split}.file is the same file as datasets.{files[same]}.file ({file}): one split "
+                "would overwrite the other",
+                where=where,
+                fix="give every split its own file",
+            )
+        files[same] = str(split)
+        out[split] = DatasetSpec(split=split, name=str(spec["name"]), file=file)
     missing = [s for s in REQUIRED_SPLITS if s not in out]
     if missing:
         raise OrchError(f"datasets: missing split(s) {missing}", where=where)

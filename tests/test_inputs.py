@@ -55,7 +55,7 @@ def test_a_declared_encoding_is_used_and_an_unknown_one_refused(tmp_path):
     path = tmp_path / "big5.txt"
     path.write_bytes("來訪者：你好".encode("big5"))
     assert inputs.read_text(path, "big5").text == "來訪者：你好"
-    with pytest.raises(InputError, match="unknown encoding"):
+    with pytest.raises(InputError, match="not a text encoding"):
         inputs.read_text(path, "no-such-codec")
 
 
@@ -63,7 +63,7 @@ def test_a_declared_encoding_is_used_and_an_unknown_one_refused(tmp_path):
     "raw",
     [
         "来访者：".encode() + b"\x80\xff\x80 broken",  # neither UTF-8 nor GB18030
-        b"\x00\x01\x02\x03binary\x00",
+        bytes(range(256)) * 4,
         "来访者：你好\n".encode() + "第二行".encode("utf-16-le"),
     ],
 )
@@ -230,9 +230,8 @@ def test_an_undecodable_corpus_file_stops_with_file_line_and_nothing_written(orc
 
 
 def test_declared_encoding_overrides_detection(orch, tmp_path):
-    result, out = normalized(
-        orch, tmp_path, "case_1.txt", DIALOGUE.encode("big5", errors="ignore"), "--encoding", "big5"
-    )
+    traditional = "來訪者：我最近壓力很大。\n\n心理諮詢師：我明白。"
+    result, out = normalized(orch, tmp_path, "case_1.txt", traditional.encode("big5"), "--encoding", "big5")
     assert result.exit_code == 0, result.output
     assert json.loads(out.with_name("stats.json").read_text())["encodings"] == {"big5": 1}
 
@@ -410,3 +409,143 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(project, monkeypatch)
     monkeypatch.setenv("ORCH_DEBUG", "1")
     result = CliRunner().invoke(cli, ["data", "check", str(project.root / "data/student_mental/test.jsonl")])
     assert isinstance(result.exception, RuntimeError)
+
+
+# --- the break pass's cases: labels, types, paths --------------------------------------------------------
+def test_decorated_and_inline_labels_keep_each_speaker(orch, tmp_path):
+    text = (
+        "来访者：老师好。\n心理咨询师：你好。\n来访者（母亲）：我是孩子的妈妈。\n心理咨询师：好的，请说。\n"
+        "来访者A：我觉得他太敏感了。\n【来访者】：我不敏感！\n**心理咨询师**：我们慢慢来。\n"
+        "来访者：好的。心理咨询师：那我们开始吧。\n"
+    )
+    result, out = normalized(orch, tmp_path, "case_1.txt", text.encode("utf-8"))
+    assert result.exit_code == 0, result.output
+    turns = json.loads(out.read_text(encoding="utf-8").splitlines()[0])["turns"]
+    roles = [t["role"] for t in turns]
+    assert roles == ["user", "assistant", "user", "assistant", "user", "user", "assistant", "user", "assistant"]
+    assert turns[-2]["text"] == "好的。" and turns[-1]["text"] == "那我们开始吧。"
+
+
+def test_an_unknown_label_is_reported(orch, tmp_path):
+    text = DIALOGUE + "\n旁白：两人沉默了一会儿。\n"
+    result, out = normalized(orch, tmp_path, "case_1.txt", text.encode("utf-8"))
+    assert result.exit_code == 0 and "speaker label orch does not know" in result.output
+    assert "case_1.txt:6: 旁白" in result.output
+
+
+def test_traditional_labels_are_read(orch, tmp_path):
+    text = "來訪者：我最近壓力很大。\n\n心理諮詢師：我明白你的感受。"
+    result, out = normalized(orch, tmp_path, "case_1.txt", text.encode("big5"), "--encoding", "big5")
+    assert result.exit_code == 0, result.output
+    assert [t["role"] for t in json.loads(out.read_text(encoding="utf-8"))["turns"]] == ["user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "message"),
+    [
+        ("psyqa.json", [{"question": "怎么办", "answers": "not a list"}], "`answers` must be a list"),
+        ("psyqa.json", [{"question": "怎么办", "answers": [1, 2]}], "`answers` must be a list"),
+        ("smile.json", [{"role": "client", "content": ["我很难过"]}], "holds a list, not a string"),
+    ],
+)
+def test_corpus_values_of_the_wrong_type_are_errors_not_text(orch, tmp_path, name, rows, message):
+    result, _ = normalized(orch, tmp_path, name, json.dumps(rows, ensure_ascii=False).encode())
+    clean_error(result, name, message)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "no dialogues"),
+        ("来访者：你好\n".encode("utf-16-le"), "UTF-16 text without a byte-order mark"),
+        (("[" * 5000 + "]" * 5000).encode(), "nested too deeply"),
+    ],
+)
+def test_empty_utf16_and_nested_inputs_are_clear(orch, tmp_path, raw, message):
+    name = "x.json" if raw.startswith(b"[") else "case_1.txt"
+    result, _ = normalized(orch, tmp_path, name, raw)
+    clean_error(result, message)
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "no-such"])
+def test_a_non_text_encoding_is_refused(orch, tmp_path, encoding):
+    result, _ = normalized(orch, tmp_path, "case_1.txt", DIALOGUE.encode(), "--encoding", encoding)
+    clean_error(result, "not a text encoding")
+
+
+def test_output_paths_that_cannot_be_written_are_clear(orch, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw/case_1.txt").write_text(DIALOGUE, encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    clean_error(orch("data", "normalize", str(tmp_path / "raw"), "-o", str(tmp_path / "folder")), "is a folder")
+    clean_error(
+        orch("data", "normalize", str(tmp_path / "raw"), "-o", str(tmp_path / "raw/u.jsonl")), "inside the corpus"
+    )
+
+
+def test_same_named_files_in_two_folders_do_not_share_an_id(orch, tmp_path):
+    texts = {"a": DIALOGUE, "b": "来访者：我和室友相处不好，每天都很烦。\n\n心理咨询师：能说说发生了什么吗？"}
+    for folder, text in texts.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "case_0.txt").write_text(text, encoding="utf-8")
+    result = orch("data", "normalize", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "u.jsonl"))
+    clean_error(result, "two dialogues get the id 'cpsycound/case_0'")
+
+
+def test_two_splits_on_one_file_are_refused(project, orch):
+    path = project.templates / "tasks/student_mental.yaml"
+    text = path.read_text(encoding="utf-8").replace("data/student_mental/test.jsonl", "data/student_mental/train.jsonl")
+    path.write_text(text, encoding="utf-8")
+    clean_error(orch("data", "check", str(project.root / "data/student_mental/train.jsonl")), "one split")
+
+
+@pytest.mark.parametrize("bad_id", [None, 7, ["x"], ""])
+def test_a_labeled_row_without_a_text_id_is_refused(project, orch, tmp_path, bad_id):
+    rows = [labeled_row(0), {**labeled_row(1), "id": bad_id}]
+    (tmp_path / "labeled.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    clean_error(orch("data", "prepare", str(tmp_path / "labeled.jsonl")), "labeled.jsonl:2", "`id`")
+
+
+def test_a_labeled_row_without_a_client_turn_is_refused(project, orch, tmp_path):
+    rows = [labeled_row(0), {**labeled_row(1), "turns": []}]
+    (tmp_path / "labeled.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    clean_error(orch("data", "prepare", str(tmp_path / "labeled.jsonl")), "labeled.jsonl:2", "no client turn")
+
+
+def test_select_drops_a_dialogue_without_a_counselor_turn(orch, tmp_path):
+    rows = [{"id": "a", "source": "x", "turns": [{"role": "user", "text": "我学习压力很大，考试总是失眠"}]}]
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    result = orch("data", "select", str(tmp_path / "u.jsonl"), "-o", str(tmp_path / "s.jsonl"))
+    assert result.exit_code == 0 and "no_client_or_counselor_turn" in result.output
+
+
+@pytest.mark.parametrize(
+    ("data", "message"), [("5", "must be a mapping"), ("\n  select:\n    max_turns: many", "max_turns")]
+)
+def test_bad_select_settings_in_the_task_file_are_named(project, orch, tmp_path, data, message):
+    import yaml
+
+    path = project.templates / "tasks/student_mental.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["data"] = yaml.safe_load(f"x: {data}")["x"]
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "u.jsonl").write_text("")
+    clean_error(orch("data", "select", str(tmp_path / "u.jsonl"), "-o", str(tmp_path / "s.jsonl")), message)
+
+
+def test_check_catches_overlap_whitespace_and_width_aside(project, orch, tmp_path):
+    rows = (REPO / "data/student_mental/test.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    copy = json.loads(rows[0])
+    copy["id"] = "another-id"
+    copy["input"] = copy["input"].replace("，", "， ").replace("1", "１")
+    (tmp_path / "a.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(json.dumps(copy, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = orch("data", "check", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 1 and "1 rows share" in result.output
+
+
+def test_deeply_nested_predictions_are_scored_as_invalid_not_a_crash(project, orch, tmp_path):
+    rows = [{"predict": "[" * 5000, "label": _answer()}, {"predict": _answer(), "label": _answer()}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = orch("eval", "--predictions", str(tmp_path / "p.jsonl"))
+    assert result.exit_code == 0, result.output

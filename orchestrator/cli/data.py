@@ -29,6 +29,15 @@ def data_normalize(sources, out, fmt, encoding) -> None:
     from orchestrator.data.pipeline import normalize
 
     summary = normalize(list(sources), out, fmt, progress=lambda m: click.echo(m, err=True), encoding=encoding)
+    unknown = summary["unknown_labels"]
+    if unknown["count"]:
+        click.echo(
+            f"warning: {unknown['count']} line(s) start with a speaker label orch does not know; "
+            "kept in the turn before them:",
+            err=True,
+        )
+        for where in unknown["where"][:5]:
+            click.echo(f"  {where}", err=True)
     left_out = summary["unattributed_text"]
     if left_out["count"]:
         click.echo(f"warning: {left_out['count']} text block(s) had no speaker label and were left out:", err=True)
@@ -53,9 +62,15 @@ def data_normalize(sources, out, fmt, encoding) -> None:
 @task_option
 def data_select(source, out, min_assistant_chars, max_chars, max_turns, task) -> None:
     """The scenario subset (filters from the task file's `data.select`), tail-truncated."""
-    from orchestrator.data.pipeline import select
+    from orchestrator.data.pipeline import check_select_settings, select
 
-    config = dict((catalog().task(task).raw.get("data") or {}).get("select") or {})
+    task_obj = catalog().task(task)
+    data_settings = task_obj.raw.get("data") or {}
+    config = data_settings.get("select") if isinstance(data_settings, dict) else data_settings
+    if not isinstance(config or {}, dict):
+        raise OrchError("`data.select` must be a mapping of settings", where=str(task_obj.path))
+    config = dict(config or {})
+    check_select_settings(config, str(task_obj.path))
     overrides = {"min_assistant_chars": min_assistant_chars, "max_chars": max_chars, "max_turns": max_turns}
     config.update({k: v for k, v in overrides.items() if v is not None})
     summary = select(source, out, config)

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from orchestrator.data.anonymize import anonymize
+from orchestrator.data.anonymize import INVISIBLE, anonymize
 from orchestrator.data.dialogue import Dialogue, Turn
 
 CJK = r"\u4e00-\u9fff"
@@ -19,7 +19,7 @@ HALF_TO_FULL = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；"}
 
 def normalize_text(text: str) -> str:
     """Full-width letters and digits to ASCII, ASCII punctuation after Chinese to full-width, one space."""
-    text = "".join(FULLWIDTH.get(ch, ch) for ch in text)
+    text = "".join(FULLWIDTH.get(ch, ch) for ch in INVISIBLE.sub("", text))
     text = re.sub(rf"(?<=[{CJK}])\s*([,?!:;])", lambda m: HALF_TO_FULL[m.group(1)], text)
     return " ".join(text.split())
 

@@ -7,13 +7,19 @@ from dataclasses import dataclass, field
 
 from orchestrator.datasets import ROLE_LABELS
 
-# Speaker labels of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role; either colon, spaces around it.
-ROLE_NAMES = {"user": ("来访者", "求助者"), "assistant": ("心理咨询师", "咨询师", "支持者")}
-_ROLE = re.compile(
-    r"^[\s\u200b-\u200d\u2060\ufeff]*(?P<name>"
-    + "|".join(sorted((n for names in ROLE_NAMES.values() for n in names), key=len, reverse=True))
-    + r")\s*[：:]\s*"
-)
+# Speaker labels of CPsyCounD (.txt) and CPsyCounE (JSON lists), by role (simplified and traditional).
+ROLE_NAMES = {
+    "user": ("来访者", "求助者", "來訪者", "來访者", "来訪者"),
+    "assistant": ("心理咨询师", "咨询师", "支持者", "心理諮詢師", "諮詢師"),
+}
+_NAMES = "|".join(sorted((n for names in ROLE_NAMES.values() for n in names), key=len, reverse=True))
+_OPEN, _CLOSE = r"[\s\u200b-\u200d\u2060\ufeff【\[（(*#]*", r"[\s】\]）)*]*"
+# A label may be decorated and qualified: 【来访者】：, **心理咨询师**：, 来访者（母亲）：, 来访者A：.
+_ROLE = re.compile(rf"^{_OPEN}(?P<name>{_NAMES})(?:[（(][^）)：:]{{0,8}}[）)]|[A-Za-z0-9]{{1,2}})?{_CLOSE}[：:]\s*")
+# Something shaped like a label that is not one orch knows (旁白：, 母亲：): reported, never guessed.
+LABEL_LIKE = re.compile(rf"^{_OPEN}(?P<name>[\u4e00-\u9fffA-Za-z]{{1,6}}){_CLOSE}[：:]")
+# A second known label inside a line, after the end of a sentence: 来访者：好的。心理咨询师：那我们开始吧
+INLINE_LABEL = re.compile(rf"(?<=[。！？!?…~～])\s*(?={_OPEN}(?:{_NAMES}){_CLOSE}[：:])")
 _ROLE_OF = {name: role for role, names in ROLE_NAMES.items() for name in names}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import inputs
-from orchestrator.data.dialogue import Dialogue, Turn, split_role
+from orchestrator.data.dialogue import INLINE_LABEL, LABEL_LIKE, Dialogue, Turn, split_role
 from orchestrator.errors import OrchError
 from orchestrator.inputs import InputError
 
@@ -34,6 +34,7 @@ class ReadStats:
 
     encodings: Counter = field(default_factory=Counter)
     unattributed: list[str] = field(default_factory=list)  # "file:line: text" with no speaker label
+    unknown_labels: list[str] = field(default_factory=list)  # "file:line: 旁白：" kept in the turn before it
     skipped_turns: Counter = field(default_factory=Counter)
 
     def summary(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class ReadStats:
         return {
             "encodings": dict(self.encodings),
             "unattributed_text": {"count": len(self.unattributed), "where": self.unattributed[:20]},
+            "unknown_labels": {"count": len(self.unknown_labels), "where": self.unknown_labels[:20]},
             "skipped_turns": dict(self.skipped_turns),
         }
 
@@ -91,6 +93,11 @@ def read(
     data = _load(path, encoding, stats)
     fmt = fmt or ("cpsycound" if path.suffix == ".txt" else _detect(path, data))
     stem = f"{fmt}/{path.stem}" if fmt == "cpsycound" else f"{fmt}/{path.parent.name}/{path.stem}"
+    for dialogue in _dialogues(path, fmt, data, stem, stats):
+        yield Dialogue(dialogue.id, dialogue.source, dialogue.turns, dialogue.topic, {"where": str(path)})
+
+
+def _dialogues(path: Path, fmt: str, data: Any, stem: str, stats: ReadStats) -> Iterator[Dialogue]:
     if fmt == "cpsycound":
         if not isinstance(data, inputs.Decoded):
             raise InputError(path, "the cpsycound format is a .txt file of `来访者：`/`心理咨询师：` lines")
@@ -107,10 +114,13 @@ def read(
         ]
         yield Dialogue(stem, "SMILE", tuple(t for t in turns if t is not None))
     elif fmt == "psyqa":
-        for item in _list_of(path, data, dict):
-            user = "\n".join(str(x) for x in (item.get("question", ""), item.get("description", "")) if x)
-            answers = tuple(Turn("assistant", str(a.get("answer_text", ""))) for a in item.get("answers", []))
-            topic = (item.get("keywords") or "").split(",")[0] or None
+        for i, item in enumerate(_list_of(path, data, dict), start=1):
+            user = "\n".join(_text(path, i, item.get(k)) for k in ("question", "description") if item.get(k))
+            answers = item.get("answers") or []
+            if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+                raise InputError(path, f"item {i}: `answers` must be a list of objects with `answer_text`")
+            answers = tuple(Turn("assistant", _text(path, i, a.get("answer_text"))) for a in answers)
+            topic = _text(path, i, item.get("keywords")).split(",")[0] or None
             yield Dialogue(f"psyqa/{item.get('questionID', len(user))}", "PsyQA", (Turn("user", user), *answers), topic)
     elif fmt == "sharegpt":
         for i, item in enumerate(_list_of(path, data, dict)):
@@ -123,10 +133,9 @@ def read(
             yield Dialogue(f"{stem}/{i}", "sharegpt", tuple(t for t in turns if t is not None))
     elif fmt == "alpaca":
         for i, item in enumerate(_list_of(path, data, dict)):
-            user = "\n".join(str(x) for x in (item.get("instruction", ""), item.get("input", "")) if x)
-            yield Dialogue(
-                f"{stem}/{i}", "alpaca", (Turn("user", user), Turn("assistant", str(item.get("output", ""))))
-            )
+            user = "\n".join(_text(path, i + 1, item.get(k)) for k in ("instruction", "input") if item.get(k))
+            answer = _text(path, i + 1, item.get("output"))
+            yield Dialogue(f"{stem}/{i}", "alpaca", (Turn("user", user), Turn("assistant", answer)))
 
 
 def _list_of(path: Path, data: Any, kind: type) -> list:
@@ -166,7 +175,20 @@ def _turn(
             f"item {item}: speaker {role!r} is not one orch knows",
             fix=f"speakers: {', '.join(sorted(roles))} (system turns are left out)",
         )
-    return Turn(roles[role], str(text))
+    return Turn(roles[role], _text(path, item, text))
+
+
+def _text(path: Path, item: int, value: Any) -> str:
+    """A text field: a string (None: empty); a number, list or object is an error, not its repr."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(
+            path,
+            f"item {item}: a text field holds a {type(value).__name__}, not a string",
+            fix="write the text as a JSON string",
+        )
+    return value
 
 
 def _text_turns(
@@ -174,15 +196,18 @@ def _text_turns(
 ) -> Dialogue:
     """Turns from labelled text blocks; an unlabelled block continues the turn before it."""
     turns: list[Turn] = []
-    for where, block in blocks:
-        block = " ".join(str(block).split())
-        if not block:
-            continue
-        turn = split_role(block)
-        if turn is not None:
-            turns.append(turn)
-        elif turns:  # a continuation paragraph of the previous turn
-            turns[-1] = Turn(turns[-1].role, f"{turns[-1].text} {block}")
-        else:
-            stats.unattributed.append(f"{where}: {block[:40]}")
+    for where, text in blocks:
+        for block in INLINE_LABEL.split(" ".join(str(text).split())):
+            if not block:
+                continue
+            turn = split_role(block)
+            if turn is not None:
+                turns.append(turn)
+                continue
+            if LABEL_LIKE.match(block):
+                stats.unknown_labels.append(f"{where}: {block[:20]}")
+            if turns:  # a continuation paragraph of the previous turn
+                turns[-1] = Turn(turns[-1].role, f"{turns[-1].text} {block}")
+            else:
+                stats.unattributed.append(f"{where}: {block[:40]}")
     return Dialogue(dialogue_id, source, tuple(turns), topic)

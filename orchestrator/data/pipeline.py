@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ def _dialogue(path: Path, line: inputs.Line) -> Dialogue:
         problem = f"a row must be a JSON object, not a {type(data).__name__}"
     elif missing := [k for k in ("id", "source", "turns") if k not in data]:
         problem = f"missing key(s) {missing}"
+    elif not isinstance(data["id"], str) or not data["id"].strip():
+        problem = f"`id` must be a non-empty string, not {data['id']!r}"
     elif not isinstance(data["turns"], list) or not all(
         isinstance(t, dict) and t.get("role") in ("user", "assistant") and isinstance(t.get("text"), str)
         for t in data["turns"]
@@ -119,8 +122,11 @@ def _files(sources: list[Path]) -> tuple[list[Path], list[str]]:
     skipped: list[str] = []
     for source in sources:
         if source.is_dir():
-            for path in sorted(p for p in source.rglob("*") if p.is_file()):
-                (files.append(path) if path.suffix in RAW_SUFFIXES else skipped.append(str(path)))
+            for path in sorted(source.rglob("*")):
+                if path.is_file() and path.suffix.lower() in RAW_SUFFIXES:
+                    files.append(path)
+                elif not path.is_dir():  # other files, upper-case twins aside, and dangling links
+                    skipped.append(str(path))
         elif source.is_file():
             files.append(source)
         else:
@@ -145,6 +151,7 @@ def normalize(
     Every file is read through `orchestrator.inputs` (BOM, encoding); the stats say which encodings were
     used and list text left out because it had no speaker label, and files in the folders that were skipped.
     """
+    _check_out(out, sources)
     stats = CleanStats()
     read_stats = formats.ReadStats()
     read_counts: Counter = Counter()
@@ -159,6 +166,12 @@ def normalize(
         if progress and (i % 50 == 0 or i == len(files)):
             progress(f"read {i}/{len(files)} files")
     kept = deduplicate(cleaned, stats)
+    if not kept:
+        raise OrchError(
+            f"no dialogues in {len(files)} file(s): {dict(stats.dropped) or 'nothing had speaker turns'}",
+            fix="check the files' format (--format) and that turns carry speaker labels",
+        )
+    _check_unique_ids(kept)
     summary = {
         "files": len(files),
         "read": dict(read_counts),
@@ -174,6 +187,52 @@ def normalize(
     return summary
 
 
+def _check_out(out: Path, sources: list[Path]) -> None:
+    """The output must not be an input, nor inside a corpus folder (the next run would read it)."""
+    target = out.resolve()
+    for source in sources:
+        root = source.resolve()
+        if target == root or (root.is_dir() and root in target.parents):
+            raise OrchError(
+                f"-o {out} is inside the corpus {source}: it would overwrite or be read as raw data",
+                fix="write the unified file outside the corpus folder",
+            )
+
+
+def _check_unique_ids(dialogues: list[Dialogue]) -> None:
+    """Two different dialogues may not share an id (same-named files in two folders)."""
+    first: dict[str, str] = {}
+    for d in dialogues:
+        where = d.meta.get("where", "?")
+        if d.id in first and first[d.id] != where:
+            raise OrchError(
+                f"two dialogues get the id {d.id!r}: {first[d.id]} and {where}",
+                fix="normalize the folders separately, or rename one of the files",
+            )
+        first.setdefault(d.id, where)
+
+
+SELECT_TYPES = {"topics": list, "keywords": list, "min_assistant_chars": int, "max_chars": int, "max_turns": int}
+
+
+def check_select_settings(settings: dict[str, Any], where: str) -> None:
+    """The task file's `data.select` settings have the types `select` needs (lists of words, whole numbers)."""
+    for key, value in settings.items():
+        kind = SELECT_TYPES.get(key)
+        if kind is None:
+            raise OrchError(
+                f"data.select.{key}: unknown setting", where=where, fix=f"settings: {', '.join(SELECT_TYPES)}"
+            )
+        bad = not isinstance(value, kind) or isinstance(value, bool)
+        if kind is list and not bad:
+            bad = not all(isinstance(v, str) and v for v in value)
+        if bad or (kind is int and value < 1):
+            shape = "a list of words" if kind is list else "a whole number >= 1"
+            raise OrchError(
+                f"data.select.{key}: {value!r} is not {shape}", where=where, fix=f"e.g. {DEFAULT_SELECT[key]!r}"[:80]
+            )
+
+
 def select(source: Path, out: Path, config: dict[str, Any]) -> dict:
     """The student-scenario subset: topic/keyword filter, quality threshold, tail truncation."""
     settings = {**DEFAULT_SELECT, **config}
@@ -187,6 +246,9 @@ def select(source: Path, out: Path, config: dict[str, Any]) -> dict:
             dropped["off_topic"] += 1
             continue
         answers = [len(t.text) for t in d.turns if t.role == "assistant"]
+        if not answers or not any(t.role == "user" for t in d.turns):
+            dropped["no_client_or_counselor_turn"] += 1
+            continue
         if statistics.fmean(answers) < settings["min_assistant_chars"]:
             dropped["short_counselor_turns"] += 1
             continue
@@ -219,6 +281,13 @@ def read_labeled(path: Path, task: Task | None = None) -> list[Labeled]:
         labels = line.data.get("labels")
         if not isinstance(labels, dict):
             raise InputError(path, "row has no `labels` object", line=line.number, fix="run `orch data label` first")
+        if not any(t.role == "user" and t.text.strip() for t in dialogue.turns):
+            raise InputError(
+                path,
+                "the dialogue has no client turn: nothing to assess",
+                line=line.number,
+                fix="drop the row, or normalize the corpus again",
+            )
         errors = task.answer_errors(labels) if task is not None else []
         if errors:
             raise InputError(
@@ -339,8 +408,10 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
         texts = [str(r.data.get("input", "")) for r in rows]
         problems_out = [{"where": p.where, "message": p.message} for p in problems]
         for row in rows:
-            if not str(row.data.get("input", "")).strip() and not str(row.data.get("instruction", "")).strip():
-                problems_out.append({"where": f"{path}:{row.line}", "message": "empty input"})
+            if not str(row.data.get("input", "")).strip():
+                problems_out.append({"where": f"{path}:{row.line}", "message": "empty input (no dialogue)"})
+        if not rows and not problems_out:
+            problems_out.append({"where": str(path), "message": "no rows"})
         distribution = {}
         for name in task.field_names:
             values = []
@@ -373,7 +444,8 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
 
 def _row_keys(row: dict[str, Any]) -> set[str]:
     """What makes two rows the same example: the same input (whitespace aside) or the same id."""
-    keys = {"input:" + " ".join(str(row.get("instruction", "")).split() + str(row.get("input", "")).split())}
+    text = unicodedata.normalize("NFKC", str(row.get("instruction", "")) + str(row.get("input", "")))
+    keys = {"input:" + "".join(text.split())}
     if isinstance(row.get("id"), (str, int)):
         keys.add(f"id:{row['id']}")
     return keys

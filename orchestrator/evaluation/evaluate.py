@@ -284,7 +284,11 @@ def score_predictions_file(project: Project, task: Task, path: Path) -> EvalResu
     rows, raws = [], []
     for line in inputs.read_jsonl(path):
         item = line.data
-        if not isinstance(item, dict) or not isinstance(item.get("label"), str) or "predict" not in item:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("label"), str)
+            or not isinstance(item.get("predict"), str)
+        ):
             raise InputError(
                 path,
                 "a prediction row is an object with `predict` and `label` strings",
@@ -300,7 +304,7 @@ def score_predictions_file(project: Project, task: Task, path: Path) -> EvalResu
                 fix="score predictions made on this task's data (see --task)",
             )
         rows.append({"id": f"{path.name}:{line.number}", "gold": gold.labels})
-        raws.append(str(item.get("predict") or ""))
+        raws.append(item["predict"])
     if not rows:
         raise InputError(path, "holds no predictions", fix="give a generated_predictions.jsonl with rows")
     meta = {**_identity(task, None, LF_PREDICT), "decoding": "llamafactory-predict", "source": str(path)}
