@@ -39,7 +39,7 @@ class PipelineOptions:
     """What to score after training, and how."""
 
     split: str = "test"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: chosen from free memory
     baselines: bool = True  # the untrained base model and the task's model-free baselines
     sort: str | None = None  # default: risk recall first where the task has a risk field
     threshold: float | None = None  # default: the task's risk.min_recall

@@ -22,7 +22,7 @@ from orchestrator.errors import OrchError
     help="both: constrained and free from one encoding of each prompt.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N examples.")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=int, default=None, help="Examples per batch (default: chosen from free memory).")
 @click.option(
     "--max-new-tokens", type=int, default=None, help="Free decoding's limit (default: 1.5x the longest answer)."
 )

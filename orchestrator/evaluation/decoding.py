@@ -5,15 +5,28 @@ the task's canonical order) and, for each field, scores every allowed value
 (enum members, every integer of the range) as a continuation of the prompt
 and the answer so far; the most probable value is chosen. The result is
 valid by construction, exact (no sampling, no truncation), and each field's
-probabilities over its allowed values are returned. Prompts are encoded once
-per batch and their key/value cache is reused for every candidate.
+probabilities over its allowed values are returned.
 
-`both` runs the two decodings on one encoding of the prompts: on CPU the
-prompt's forward pass is most of the cost of scoring an example.
+Cost, on hardware where reading the prompt is the floor:
+
+- the token prefix every prompt of a run shares (chat header, the task's
+  instruction) is computed once per model (`SharedPrefix`) and its key/value
+  cache copied into every batch;
+- each field costs one forward: the previous field's chosen value and this
+  field's key are fed together with *all* its candidate values, laid out as a
+  tree (each candidate attends to the context and to its own earlier tokens
+  only, through a 4-D attention mask), so a batch takes as many forwards as
+  the task has fields;
+- only the positions whose next-token distribution is needed go through the
+  vocabulary projection.
+
+`both` runs the two decodings on one encoding of the prompts; free
+generation stops for each example as soon as its JSON object closes.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -40,85 +53,170 @@ def _value_piece(value: Any, last: bool) -> str:
     return " " + json.dumps(value, ensure_ascii=False) + ("}" if last else ",")
 
 
-def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, row in enumerate(batch):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
-
-
-class _Context:
-    """A batch of prompts and answers-so-far held in the model's key/value cache."""
-
-    def __init__(self, model: Any, prompts: list[list[int]], pad: int):
-        self.model, self.pad = model, pad
-        self.prompt_ids, self.prompt_mask = _left_pad(prompts, pad)
-        self.mask = self.prompt_mask
-        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
-        # Only the last position's logits are needed: skips the vocabulary projection of the whole prompt.
-        out = model(
-            input_ids=self.prompt_ids,
-            attention_mask=self.mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.cache = out.past_key_values
-        self.next_pos = self.mask.sum(-1)
-        self.last_logp = torch.log_softmax(out.logits[:, -1].float(), -1)
-
-    def _forward(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        row_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            row_mask[i, : len(r)] = 1
-        mask = torch.cat([self.mask, row_mask], dim=1)
-        positions = self.next_pos.unsqueeze(1) + torch.arange(width).unsqueeze(0)
-        logits = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=self.cache, use_cache=True
-        ).logits
-        return torch.log_softmax(logits.float(), -1), mask, row_mask
-
-    def feed(self, rows: list[list[int]]) -> None:
-        """Append each row's tokens to its sequence (rows may differ in length)."""
-        logp, self.mask, row_mask = self._forward(rows)
-        lengths = row_mask.sum(-1)
-        self.last_logp = logp[torch.arange(len(rows)), lengths - 1]
-        self.next_pos = self.next_pos + lengths
-
-    def score(self, tokens: list[int]) -> torch.Tensor:
-        """Log-probability of the same continuation after every sequence; the cache is left as it was."""
-        length = self.cache.get_seq_length()
-        logp, _, _ = self._forward([tokens] * self.mask.shape[0])
-        self.cache.crop(length)
-        total = self.last_logp[:, tokens[0]].clone()
-        for t in range(1, len(tokens)):
-            total += logp[:, t - 1, tokens[t]]
-        return total
-
-
 def _pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _choose(context: _Context, tokenizer: Any, task: Task) -> list[Decoded]:
-    size = context.mask.shape[0]
+def common_prefix(prompts: list[list[int]]) -> list[int]:
+    """The longest token prefix all prompts share, leaving every prompt at least one token of its own."""
+    if not prompts:
+        return []
+    first = prompts[0]
+    length = min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        same = 0
+        while same < length and prompt[same] == first[same]:
+            same += 1
+        length = same
+    return list(first[: max(0, length)])
+
+
+class SharedPrefix:
+    """The key/value cache of the prefix every prompt of a run shares, computed once per model."""
+
+    @torch.no_grad()
+    def __init__(self, model: Any, tokens: list[int]):
+        self.tokens = list(tokens)
+        self.cache = None
+        if self.tokens:
+            ids = torch.tensor([self.tokens])
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self.cache = out.past_key_values
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def for_batch(self, size: int) -> Any:
+        """A fresh copy of the cache for a batch of `size` sequences (None when there is no shared prefix)."""
+        if self.cache is None:
+            return None
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(size)
+        return cache
+
+
+class _Batch:
+    """A batch of sequences in the model's key/value cache: the shared prefix, then blocks fed step by step.
+
+    Each step feeds one block of tokens per sequence (left-padded inside the block, so every block's last
+    real token is in the same column) and, optionally, candidate continuations after it as a tree. The
+    candidates are scored and dropped from the cache; the block stays.
+    """
+
+    def __init__(self, model: Any, prefix: SharedPrefix, size: int, pad: int):
+        self.model, self.pad, self.size = model, pad, size
+        self.cache = prefix.for_batch(size)
+        self.valid = torch.ones((size, len(prefix)), dtype=torch.bool)  # which cache columns are real tokens
+        self.next_pos = torch.full((size,), len(prefix), dtype=torch.long)
+        self.dtype = next(model.parameters()).dtype
+
+    @property
+    def length(self) -> int:
+        return self.valid.shape[1]
+
+    def step(self, blocks: list[list[int]], candidates: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feed `blocks` and score `candidates` after them in one forward.
+
+        Returns (log-probabilities of the next token after each block, (batch, vocab); each candidate's
+        total log-probability, (batch, candidates), or None without candidates).
+        """
+        width = max(len(b) for b in blocks)
+        flat = [t for c in candidates for t in c]
+        ids = torch.full((self.size, width + len(flat)), self.pad, dtype=torch.long)
+        real = torch.zeros((self.size, width), dtype=torch.bool)
+        lengths = torch.tensor([len(b) for b in blocks])
+        for i, block in enumerate(blocks):
+            if block:
+                ids[i, width - len(block) : width] = torch.tensor(block)
+                real[i, width - len(block) :] = True
+        if flat:
+            ids[:, width:] = torch.tensor(flat)
+        positions = self._positions(real, lengths, candidates)
+        mask = self._mask(real, candidates)
+        keep = torch.tensor([width - 1] + self._candidate_inputs(width, candidates), dtype=torch.long)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        )
+        self.cache = out.past_key_values
+        logp = torch.log_softmax(out.logits.float(), -1)
+        self.cache.crop(self.length + width)
+        self.valid = torch.cat([self.valid, real], dim=1)
+        self.next_pos = self.next_pos + lengths
+        scores = self._candidate_scores(logp, candidates) if candidates else None
+        return logp[:, 0], scores
+
+    def _positions(self, real: torch.Tensor, lengths: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
+        width = real.shape[1]
+        block = self.next_pos.unsqueeze(1) + (real.long().cumsum(1) - 1).clamp(min=0)
+        offsets = [t for c in candidates for t in range(len(c))]
+        start = (self.next_pos + lengths).unsqueeze(1)
+        tree = start + torch.tensor(offsets, dtype=torch.long).unsqueeze(0) if offsets else start[:, :0]
+        return torch.cat([block[:, :width], tree], dim=1)
+
+    def _mask(self, real: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
+        """(batch, 1, queries, keys) additive mask: the cache's real columns, causal block, candidate tree."""
+        width = real.shape[1]
+        flat = sum(len(c) for c in candidates)
+        queries = width + flat
+        allowed = torch.zeros((self.size, queries, self.length + queries), dtype=torch.bool)
+        allowed[:, :, : self.length] = self.valid.unsqueeze(1)
+        causal = torch.tril(torch.ones((width, width), dtype=torch.bool))
+        allowed[:, :width, self.length : self.length + width] = causal.unsqueeze(0) & real.unsqueeze(1)
+        allowed[:, :width, : self.length] &= real.unsqueeze(2)  # a pad query sees only itself
+        idx = torch.arange(width)
+        allowed[:, idx, self.length + idx] = True
+        allowed[:, width:, self.length : self.length + width] = real.unsqueeze(1)
+        start = width
+        for cand in candidates:
+            n = len(cand)
+            tri = torch.tril(torch.ones((n, n), dtype=torch.bool))
+            allowed[:, start : start + n, self.length + start : self.length + start + n] = tri
+            start += n
+        mask = torch.zeros(allowed.shape, dtype=self.dtype)
+        mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        return mask.unsqueeze(1)
+
+    @staticmethod
+    def _candidate_inputs(width: int, candidates: list[list[int]]) -> list[int]:
+        """Columns whose logits predict a candidate's 2nd, 3rd, ... token: each candidate token but its last."""
+        columns, start = [], width
+        for cand in candidates:
+            columns += list(range(start, start + len(cand) - 1))
+            start += len(cand)
+        return columns
+
+    @staticmethod
+    def _candidate_scores(logp: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
+        """Each candidate's log-probability: its first token after the block, the rest inside the tree."""
+        totals = []
+        column = 1  # column 0 of the kept logits is the block's last token
+        for cand in candidates:
+            total = logp[:, 0, cand[0]].clone()
+            for t in range(1, len(cand)):
+                total += logp[:, column, cand[t]]
+                column += 1
+            totals.append(total)
+        return torch.stack(totals, dim=1)
+
+
+def _choose(batch: _Batch, suffixes: list[list[int]], tokenizer: Any, task: Task) -> list[Decoded]:
+    """Feed each prompt's own part, then choose every field in one forward per field."""
+    size = batch.size
     chosen: list[dict[str, Any]] = [{} for _ in range(size)]
     probs: list[dict[str, dict[str, float]]] = [{} for _ in range(size)]
     names = task.field_names
-    pending = [[] for _ in range(size)]  # the chosen value of the previous field, fed with the next key
+    pending = suffixes  # what each sequence still has to read before the next key
     for index, name in enumerate(names):
         last = index == len(names) - 1
         key = tokenizer.encode(_key_piece(index, name), add_special_tokens=False)
-        context.feed([done + key for done in pending])
         values = task.field_values(name)
         pieces = [tokenizer.encode(_value_piece(v, last), add_special_tokens=False) for v in values]
-        scores = torch.stack([context.score(piece) for piece in pieces], dim=1)  # (batch, values)
+        _, scores = batch.step([done + key for done in pending], pieces)
         weights = torch.softmax(scores, dim=1)
         best = scores.argmax(dim=1).tolist()
         for i, j in enumerate(best):
@@ -128,34 +226,99 @@ def _choose(context: _Context, tokenizer: Any, task: Task) -> list[Decoded]:
     return [Decoded(task.canonical_answer(c), c, p) for c, p in zip(chosen, probs, strict=True)]
 
 
+class _JsonClosed:
+    """A stopping criterion: a row is done once the first JSON object in its new text has closed."""
+
+    def __init__(self, tokenizer: Any, start: int):
+        self.tokenizer, self.start = tokenizer, start
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **_kwargs: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start :], skip_special_tokens=True)
+        return torch.tensor([json_closed(text) for text in texts], dtype=torch.bool)
+
+
+def json_closed(text: str) -> bool:
+    """Whether `text` holds a JSON object that has opened and closed (braces inside strings ignored)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"' and depth:
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if not depth:
+                return True
+    return False
+
+
 def _generate(
-    model: Any, tokenizer: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, cache: Any = None
+    model: Any, tokenizer: Any, batch: _Batch, ids: torch.Tensor, mask: torch.Tensor, budget: int
 ) -> list[Decoded]:
+    """Greedy generation after `ids` (the cache holds them all but the last), stopping when the JSON closes."""
+    from transformers import StoppingCriteriaList
+
+    if batch.cache is not None:
+        batch.cache.crop(ids.shape[1] - 1)
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
-        past_key_values=cache,
-        max_new_tokens=max_new_tokens,
+        past_key_values=batch.cache,
+        max_new_tokens=budget,
         do_sample=False,
         pad_token_id=_pad_id(tokenizer),
         eos_token_id=tokenizer.eos_token_id,
+        stopping_criteria=StoppingCriteriaList([_JsonClosed(tokenizer, ids.shape[1])]),
     )
-    return [Decoded(tokenizer.decode(row[ids.shape[1] :], skip_special_tokens=True).strip()) for row in out]
+    texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+    return [Decoded(text.strip()) for text in texts]
 
 
 def answer_budget(task: Task, tokenizer: Any) -> int:
     """max_new_tokens for free decoding: 1.5x the longest valid answer, plus an end token.
 
-    Room for pretty-printing (newlines, indents) and a short preamble; on CPU every further token of an
-    untrained model's rambling costs a forward pass of the whole batch.
+    Room for pretty-printing (newlines, indents) and a short preamble; generation also stops as soon as
+    the JSON object closes, so the budget only bounds an untrained model's rambling.
     """
     longest = {name: max(task.field_values(name), key=lambda v: len(str(v))) for name in task.field_names}
     tokens = len(tokenizer.encode(task.canonical_answer(longest), add_special_tokens=False))
     return tokens * 3 // 2 + 2
 
 
+def _split(prefix: SharedPrefix, prompts: list[list[int]]) -> list[list[int]]:
+    """Each prompt's own part after the shared prefix."""
+    n = len(prefix)
+    if any(p[:n] != prefix.tokens for p in prompts):
+        raise ValueError("a prompt does not start with the shared prefix it was batched with")
+    return [p[n:] for p in prompts]
+
+
+def _prompt_block(batch: _Batch, prefix: SharedPrefix, suffixes: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, 2-D mask) of prefix + left-padded suffixes, as the cache lays them out."""
+    width = max(len(s) for s in suffixes)
+    ids = torch.full((batch.size, len(prefix) + width), batch.pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    if len(prefix):
+        ids[:, : len(prefix)] = torch.tensor(prefix.tokens)
+        mask[:, : len(prefix)] = 1
+    for i, suffix in enumerate(suffixes):
+        ids[i, ids.shape[1] - len(suffix) :] = torch.tensor(suffix)
+        mask[i, ids.shape[1] - len(suffix) :] = 1
+    return ids, mask
+
+
 @torch.no_grad()
-def constrained(model: Any, tokenizer: Any, task: Task, prompts: list[list[int]]) -> list[Decoded]:
+def constrained(
+    model: Any, tokenizer: Any, task: Task, prompts: list[list[int]], prefix: SharedPrefix | None = None
+) -> list[Decoded]:
     """Choose every field's value by scoring all allowed values after the prompt and the answer so far.
 
     The answer is cut into pieces at the spaces of the canonical JSON
@@ -163,24 +326,73 @@ def constrained(model: Any, tokenizer: Any, task: Task, prompts: list[list[int]]
     token boundaries of the usual pre-tokenizers, so the pieces' tokens are the
     answer's tokens as training saw them.
     """
-    return _choose(_Context(model, prompts, _pad_id(tokenizer)), tokenizer, task)
+    prefix = prefix or SharedPrefix(model, [])
+    batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
+    return _choose(batch, _split(prefix, prompts), tokenizer, task)
 
 
 @torch.no_grad()
-def free(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int = 128) -> list[Decoded]:
-    """Plain greedy generation; the caller extracts the JSON."""
-    ids, mask = _left_pad(prompts, _pad_id(tokenizer))
-    return _generate(model, tokenizer, ids, mask, max_new_tokens)
+def free(
+    model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int = 128, prefix: SharedPrefix | None = None
+) -> list[Decoded]:
+    """Greedy generation, stopped when the JSON object closes; the caller extracts the JSON."""
+    prefix = prefix or SharedPrefix(model, [])
+    suffixes = _split(prefix, prompts)
+    batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
+    if any(len(s) > 1 for s in suffixes):
+        batch.step([s[:-1] for s in suffixes], [])  # the cache up to each prompt's last token
+    ids, mask = _prompt_block(batch, prefix, suffixes)
+    return _generate(model, tokenizer, batch, ids, mask, max_new_tokens)
 
 
 @torch.no_grad()
 def both(
-    model: Any, tokenizer: Any, task: Task, prompts: list[list[int]], max_new_tokens: int = 128
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    prompts: list[list[int]],
+    max_new_tokens: int = 128,
+    prefix: SharedPrefix | None = None,
 ) -> tuple[list[Decoded], list[Decoded]]:
-    """(constrained, free) decodings of the same prompts, encoding the prompts once."""
-    context = _Context(model, prompts, _pad_id(tokenizer))
-    chosen = _choose(context, tokenizer, task)
-    # Back to the prompt minus its last token: generate() must run at least one position itself.
-    context.cache.crop(context.prompt_ids.shape[1] - 1)
-    generated = _generate(model, tokenizer, context.prompt_ids, context.prompt_mask, max_new_tokens, context.cache)
-    return chosen, generated
+    """(constrained, free) decodings of the same prompts, reading each prompt once."""
+    prefix = prefix or SharedPrefix(model, [])
+    suffixes = _split(prefix, prompts)
+    batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
+    chosen = _choose(batch, suffixes, tokenizer, task)
+    ids, mask = _prompt_block(batch, prefix, suffixes)
+    return chosen, _generate(model, tokenizer, batch, ids, mask, max_new_tokens)
+
+
+def length_sorted_batches(prompts: list[list[int]], size: int) -> list[list[int]]:
+    """Indices of `prompts` in batches of similar length (longest first), so padding is small."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
+MEMORY_SHARE = 0.25  # of the free memory, for one batch's key/value cache and activations
+MAX_BATCH = 16
+
+
+def auto_batch_size(model: Any, longest: int, free_bytes: int | None = None) -> int:
+    """The largest batch (up to 16) whose cache and activations for the longest prompt fit a quarter of free memory."""
+    config = model.config
+    config = getattr(config, "text_config", None) or config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    width = next(model.parameters()).element_size()
+    cache = 2 * config.num_hidden_layers * kv_heads * head_dim * longest * width
+    activations = longest * (4 * config.hidden_size + 3 * getattr(config, "intermediate_size", 4 * config.hidden_size))
+    scores = heads * longest * longest
+    per_example = cache + (activations + scores) * 4
+    free_bytes = free_bytes if free_bytes is not None else _free_memory(model)
+    return max(1, min(MAX_BATCH, int(free_bytes * MEMORY_SHARE // per_example)))
+
+
+def _free_memory(model: Any) -> int:
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil  # installed with accelerate, which transformers' Trainer needs
+
+    return int(psutil.virtual_memory().available)

@@ -173,13 +173,15 @@ def evaluate_decodings(
     decodings: tuple[str, ...] = DECODINGS,
     split: str = "test",
     limit: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     max_new_tokens: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, EvalResult]:
     """Score a run's adapter (or its base or merged model) with each decoding, one encoding of each prompt.
 
-    Free decoding stops after `max_new_tokens` (default: 1.5x the longest valid answer). Results go to
+    Free decoding stops when its JSON object closes, or after `max_new_tokens` (default: 1.5x the longest
+    valid answer). The prefix every prompt shares is computed once; prompts run in length-sorted batches
+    (`batch_size`, default: chosen from free memory) and come back in the split's order. Results go to
     the scored model's output folder, `eval/<split>/<decoding>[-base]/` (the run layout decides).
     """
     import torch
@@ -197,20 +199,9 @@ def evaluate_decodings(
     )
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
+    prompts = [prompt_ids(template, tokenizer, row) for row in rows]
     started = time.perf_counter()
-    decoded: dict[str, list[decoding.Decoded]] = {d: [] for d in decodings}
-    for start in range(0, len(rows), batch_size):
-        prompts = [prompt_ids(template, tokenizer, row) for row in rows[start : start + batch_size]]
-        if len(decodings) == len(DECODINGS):
-            chosen, generated = decoding.both(model, tokenizer, task, prompts, budget)
-            decoded["constrained"] += chosen
-            decoded["free"] += generated
-        elif decodings[0] == "constrained":
-            decoded["constrained"] += decoding.constrained(model, tokenizer, task, prompts)
-        else:
-            decoded["free"] += decoding.free(model, tokenizer, prompts, budget)
-        if progress:
-            progress(min(start + batch_size, len(rows)), len(rows))
+    decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, batch_size, progress)
     seconds = time.perf_counter() - started
     results = {}
     for mode, items in decoded.items():
@@ -221,11 +212,52 @@ def evaluate_decodings(
             "seconds": seconds,
             "examples_per_second": len(rows) / seconds if seconds else None,
             "max_new_tokens": budget if mode == "free" else None,
+            "batch_size": decoded_batch_size(model, prompts, batch_size),
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
         }
         out_dir = model_dir / Layout.eval_subpath(split, mode, scored.subject)
         results[mode] = _write(task, rows, [d.raw for d in items], [d.probabilities for d in items], out_dir, meta)
     return results
+
+
+def decoded_batch_size(model: Any, prompts: list[list[int]], batch_size: int | None) -> int:
+    """The batch size used: the one asked for, or the one free memory allows for the longest prompt."""
+    return batch_size or decoding.auto_batch_size(model, max((len(p) for p in prompts), default=1))
+
+
+def _decode_all(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    prompts: list[list[int]],
+    decodings: tuple[str, ...],
+    budget: int,
+    batch_size: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, list[decoding.Decoded]]:
+    """Every prompt decoded each way, in the prompts' order: shared prefix once, length-sorted batches."""
+    if not prompts:
+        return {d: [] for d in decodings}
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    size = decoded_batch_size(model, prompts, batch_size)
+    out: dict[str, list[Any]] = {d: [None] * len(prompts) for d in decodings}
+    done = 0
+    for batch in decoding.length_sorted_batches(prompts, size):
+        chunk = [prompts[i] for i in batch]
+        if len(decodings) == len(DECODINGS):
+            chosen, generated = decoding.both(model, tokenizer, task, chunk, budget, prefix)
+            results = {"constrained": chosen, "free": generated}
+        elif decodings[0] == "constrained":
+            results = {"constrained": decoding.constrained(model, tokenizer, task, chunk, prefix)}
+        else:
+            results = {"free": decoding.free(model, tokenizer, chunk, budget, prefix)}
+        for mode, items in results.items():
+            for i, item in zip(batch, items, strict=True):
+                out[mode][i] = item
+        done += len(batch)
+        if progress:
+            progress(done, len(prompts))
+    return out
 
 
 def _identity(task: Task, run: Run | None, subject: str) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""Scoring at the hardware's floor, exactly: the fast constrained decoder against a naive one.
+
+The naive scorer runs one full forward per candidate value, with no cache, no shared prefix and no tree;
+the fast one (shared-prefix cache, one forward per field with every candidate in a tree) must pick the
+same values with the same probabilities (to 1e-4), on the tiny model and on the real SmolLM2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import TINY_ID
+
+from orchestrator.evaluation import decoding
+from orchestrator.evaluation.prompts import load_template, prompt_ids
+
+
+def load(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(str(path))
+
+
+@torch.no_grad()
+def naive(model, tokenizer, task, prompt: list[int]) -> tuple[dict, dict]:
+    """One candidate at a time, each a fresh forward over prompt + answer so far + candidate."""
+    chosen, probs, answer = {}, {}, []
+    names = task.field_names
+    for index, name in enumerate(names):
+        answer += tokenizer.encode(decoding._key_piece(index, name), add_special_tokens=False)
+        values = task.field_values(name)
+        pieces = [
+            tokenizer.encode(decoding._value_piece(v, index == len(names) - 1), add_special_tokens=False)
+            for v in values
+        ]
+        scores = []
+        for piece in pieces:
+            ids = torch.tensor([prompt + answer + piece])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+            start = len(prompt) + len(answer)
+            scores.append(sum(float(logp[start - 1 + t, piece[t]]) for t in range(len(piece))))
+        weights = torch.softmax(torch.tensor(scores), 0)
+        best = int(torch.tensor(scores).argmax())
+        chosen[name] = values[best]
+        probs[name] = {str(v): float(w) for v, w in zip(values, weights, strict=True)}
+        answer += pieces[best]
+    return chosen, probs
+
+
+def rows_of(catalog, count: int, max_chars: int | None = None) -> list[dict]:
+    lines = (catalog.project.root / "data/student_mental/test.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(x) for x in lines[:count]]
+    if max_chars:
+        for row in rows:
+            row["input"] = row["input"][:max_chars]
+    return rows
+
+
+def assert_exact(model, tokenizer, task, prompts):
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    assert len(prefix) > 20, "the prompts share the chat header and the instruction"
+    fast = decoding.constrained(model, tokenizer, task, prompts, prefix)
+    for prompt, got in zip(prompts, fast, strict=True):
+        labels, probs = naive(model, tokenizer, task, prompt)
+        assert got.labels == labels
+        for name in task.field_names:
+            for value, p in probs[name].items():
+                assert got.probabilities[name][value] == pytest.approx(p, abs=1e-4), (name, value)
+
+
+def test_fast_scorer_equals_naive_on_the_tiny_model(catalog, model_cache):
+    model, tokenizer = load(model_cache / TINY_ID)
+    template = load_template(tokenizer, "qwen3_nothink")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 5)]
+    assert len({len(p) for p in prompts}) > 1  # padding inside the batch
+    assert_exact(model, tokenizer, catalog.task(), prompts)
+
+
+def test_fast_scorer_equals_naive_on_smollm2(catalog, smollm2_dir):
+    model, tokenizer = load(smollm2_dir)
+    template = load_template(tokenizer, "smollm2")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 3, max_chars=200)]
+    assert_exact(model, tokenizer, catalog.task(), prompts)
+
+
+class CountingModel(torch.nn.Module):
+    """The model, counting its forward calls."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner, self.calls = model, 0
+
+    @property
+    def config(self):
+        return self.inner.config
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+
+def test_one_forward_per_field_after_the_shared_prefix(catalog, model_cache):
+    model, tokenizer = load(model_cache / TINY_ID)
+    task = catalog.task()
+    template = load_template(tokenizer, "qwen3_nothink")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 4)]
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    counting = CountingModel(model)
+    decoding.constrained(counting, tokenizer, task, prompts, prefix)
+    assert counting.calls == len(task.field_names)  # the prompt's own part rides with the first field
+
+
+def test_the_shared_prefix_cache_gives_the_same_next_token_distribution(catalog, model_cache):
+    model, tokenizer = load(model_cache / TINY_ID)
+    template = load_template(tokenizer, "qwen3_nothink")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 3)]
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    batch = decoding._Batch(model, prefix, len(prompts), decoding._pad_id(tokenizer))
+    with torch.no_grad():
+        cached, _ = batch.step([p[len(prefix) :] for p in prompts], [])
+        for row, prompt in enumerate(prompts):
+            plain = torch.log_softmax(model(input_ids=torch.tensor([prompt])).logits[0, -1].float(), -1)
+            assert torch.allclose(cached[row], plain, atol=1e-4)
+
+
+def test_length_sorted_batches_cover_every_prompt_once_longest_first():
+    prompts = [[1] * n for n in (5, 9, 2, 9, 7, 1, 3)]
+    batches = decoding.length_sorted_batches(prompts, 3)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(prompts)))
+    assert [len(prompts[i]) for i in flat] == sorted((len(p) for p in prompts), reverse=True)
+    assert [len(b) for b in batches] == [3, 3, 1]
+
+
+def test_batch_size_follows_free_memory(model_cache):
+    model, _ = load(model_cache / TINY_ID)
+    small = decoding.auto_batch_size(model, 1000, free_bytes=10 * 2**20)
+    large = decoding.auto_batch_size(model, 1000, free_bytes=64 * 2**30)
+    assert 1 <= small < large <= decoding.MAX_BATCH
+
+
+@pytest.mark.parametrize(
+    ("text", "closed"),
+    [
+        ('{"a": 1}', True),
+        ('Sure! {"a": "}"} and more', True),
+        ('{"a": {"b": 1}', False),
+        ('{"a": "\\"}"', False),
+        ("no json", False),
+        ('```json\n{"a": 1}\n```', True),
+    ],
+)
+def test_free_generation_stops_when_the_object_closes(text, closed):
+    assert decoding.json_closed(text) is closed
