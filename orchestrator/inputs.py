@@ -289,6 +289,8 @@ def parse_yaml(text: str, path: Path | str) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML: {exc}", fix="fix the YAML") from None
+    except RecursionError:
+        raise InputError(path, "an anchor refers to itself (`&a [*a]`)", fix="remove the loop") from None
 
 
 def read_yaml(path: Path | str, encoding: str | None = None) -> Any:

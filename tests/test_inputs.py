@@ -549,3 +549,13 @@ def test_deeply_nested_predictions_are_scored_as_invalid_not_a_crash(project, or
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = orch("eval", "--predictions", str(tmp_path / "p.jsonl"))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("text", ["a: &x\n  b: *x\n", "x: &a [*a]\n"])
+def test_a_self_referring_yaml_anchor_is_a_finding_not_a_crash(project, orch, tmp_path, text):
+    (tmp_path / "loop.yaml").write_text(text, encoding="utf-8")
+    result = orch("validate", "--config", str(tmp_path / "loop.yaml"))
+    assert result.exit_code == 1 and "anchor refers to itself" in result.output
+    (tmp_path / "project.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="anchor refers to itself"):
+        inputs.read_yaml(tmp_path / "project.yaml")

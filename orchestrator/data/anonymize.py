@@ -27,9 +27,9 @@ from functools import cache
 CJK = r"\u4e00-\u9fff"
 # One separator between two digits: a dash of any kind (spaces around it allowed), a dot, slash, tilde,
 # underscore or one space. Normalisation has already turned full-width digits into ASCII.
-SEP = r"(?:\s?[-.－—–‐‑‒−~_/]\s?|\s)"
+SEP = r"(?:\s?[-.－—–‐‑‒−~_/，、,]{1,2}\s?|\s)"
 CUE_SEP = r"\s*(?:[:：是为]|号码是|号是|号码为|号为)?\s*"
-CN_DIGIT = "零〇一二三四五六七八九幺两"
+CN_DIGIT = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
 DIGITS = rf"[0-9{CN_DIGIT}]"
 # Invisible format characters (zero-width spaces and joiners, soft hyphen, word joiner, BOM) hide nothing
 # from a reader but split a number or a name for a pattern: they are removed before anything is matched.
@@ -61,7 +61,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     (
         "EMAIL",
         re.compile(
-            r"[A-Za-z0-9._%+-]+\s?(?:@|＠|\(at\)|\[at\]|\s(?:at|AT)\s)\s?"
+            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+\s?(?:@|＠|#|\(at\)|\[at\]|\s?艾特\s?|\s(?:at|AT)\s)\s?"
             r"[A-Za-z0-9-]+(?:\s?(?:\.|。|\s(?:dot|DOT)\s|点)\s?[A-Za-z0-9-]+)*"
             r"\s?(?:\.|。|\s(?:dot|DOT)\s|点)\s?[A-Za-z]{2,}"
         ),
@@ -80,17 +80,31 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         re.compile(rf"(?<![\dA-Za-z])(\d{_digits(16)}{SEP}?[\dXx])(?![\dA-Za-z])"),
     ),
     (
+        "ID_CARD",
+        re.compile(
+            rf"(?:护照|身份证|证件|驾照|驾驶证)(?:号码|号)?(?:后[四六八]位)?{CUE_SEP}([A-Za-z]{{0,2}}\d[\dXx]{{3,17}})"
+        ),
+    ),
+    (
         "QQ",
         re.compile(rf"(?:QQ|qq|Qq|扣扣|企鹅)(?:号码|号)?{CUE_SEP}(\d{_digits('4,12')})"),
     ),
     (
         "WECHAT",
         re.compile(
-            rf"(?:微\s?信|威信|薇信|薇|weixin|wei\s?xin|wechat|vx|wx|V信|v信|[Vv](?=\s*[:：]))(?:号)?{CUE_SEP}"
+            rf"(?<![A-Za-z])(?:微\s?信|威信|薇信|薇|weixin|wei\s?xin|wechat|vx|wx|V信|v信|[Vv](?=\s*[:：]))(?:号)?{CUE_SEP}"
             r"([A-Za-z][-_A-Za-z0-9]{4,19})",
             re.IGNORECASE,
         ),
     ),
+    (
+        "ACCOUNT",
+        re.compile(
+            r"(?<![A-Za-z])(?:微信|[Vv][Xx]?|抖音|快手|微博|小红书|[Bb]站)(?:号)?\s*(?:搜一下|搜索|搜|号是|是|加)?\s*[:：]?\s*"
+            r"([A-Za-z][-_A-Za-z0-9]{4,29})(?![A-Za-z0-9])"
+        ),
+    ),
+    ("ACCOUNT", re.compile(r"(?<![A-Za-z0-9._%+-])@([^\s@，。,.!！?？；;：:]{2,20})(?=\s|$)")),
     (
         "ACCOUNT",
         re.compile(
@@ -108,8 +122,21 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     (
         "ADDRESS",
         re.compile(
-            rf"(?:[{CJK}]{{2,8}}(?:路|街|大街|大道|巷|胡同|弄|小区|村))?\d+号(?:院|楼)?"
+            rf"(?:[{CJK}]{{2,6}}(?:路|街|大街|大道|巷|胡同|弄|小区|村))?(?<!\d)\d+号(?:院|楼)?"
             rf"(?:\d+(?:栋|幢|号楼|单元|层|楼|室))+|[{CJK}]{{2,8}}(?:路|街|大街|大道|巷|胡同|弄)\d+号"
+        ),
+    ),
+    (
+        "ADDRESS",
+        re.compile(
+            rf"(?:[{CJK}]{{2,4}}(?:小区|花园|公寓|社区|家园|苑|府|城|村))?(?<!\d)(?:\d+期)?\d+(?:栋|幢|号楼)"
+            rf"(?:\d+单元)?(?:\d+(?:层|楼|室)?)?"
+        ),
+    ),
+    (
+        "PLATE",
+        re.compile(
+            r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z]\s?[A-Z0-9]{5,6}(?![A-Za-z0-9])"
         ),
     ),
     ("PHONE", _phone()),
@@ -140,7 +167,7 @@ SURNAMES = set(
     "皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支卿国狄平计索宣晋相初门云容敬来扈晁芮都普阙浦"
     "戈伏鹿薄邸雍辜羊阿乌母裘亓修邰赫杭况那宿鲜印逯隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信"
     "展阴昝智幸奉植衡富尧闭由"
-) | {
+) - set("练查解战计相初门敬普但居揭干斯植衡富闭展衣束危") | {
     "欧阳",
     "司马",
     "上官",
@@ -290,7 +317,7 @@ ALLOWED = {
 }
 LINKS = frozenset("和与跟同给被让")  # a word glued to a name by the segmenter: 和小伟
 # Characters that end words the segmenter calls names but that are not (普通班, 花园里, 施暴者).
-NOT_NAME_END = set("里班声者化们性度式期时后前中上下内外间边绒家人生女男子儿")
+NOT_NAME_END = set("里班声者化们性度式期时后前中上下内外间边绒家人生女男子儿狼狗猫猪鸡鸭虫鸟")
 GRADE = re.compile(r"^(?:[高初][一二三]|[大研][一二三四])$")
 RELATIONS = (
     "同桌|室友|舍友|同学|朋友|好友|闺蜜|发小|男朋友|女朋友|男友|女友|对象|前任|前男友|前女友|老公|老婆|丈夫|妻子"
@@ -330,7 +357,10 @@ CUES: list[tuple[re.Pattern, bool]] = [
     ),
 ]
 SURNAME_CUE = re.compile(
-    rf"(?:我|他|她|对方|{RELATIONS})姓\s*(?![的了是叫这那什个啥])([{CJK}]{{1,2}}?)(?=[，,。.！!？?\s；;、]|$|[叫名单])"
+    r"(?<![百贵])姓\s*("
+    + "|".join(sorted((n for n in SURNAMES if len(n) == 2), key=len))
+    + f"|[{''.join(sorted(n for n in SURNAMES if len(n) == 1))}])"
+    + r"(?=[，,。.！!？?\s；;、]|$|[叫名单，])"
 )
 ENGLISH_NAME = re.compile(
     r"(?:我叫|我的(?:英文)?名字(?:是|叫)|英文名(?:字)?(?:是|叫)?|叫我|名叫)\s*([A-Z][a-z]{1,15}(?:\s[A-Z][a-z]{1,15})?)"
@@ -345,6 +375,7 @@ GIVEN_FLAGS = (
     "nz",
     "z",
     "ns",
+    "i",
     "a",
     "ag",
     "ng",
@@ -360,24 +391,63 @@ COMMON_TAIL_FREQ = 300  # a dictionary "name" whose given-name part is an everyd
 COMMON_WORD_FREQ = 100  # jieba dictionary frequency from which a tagged word is an everyday word, not a name
 
 
-KINDS = ("EMAIL", "URL", "ID_CARD", "QQ", "WECHAT", "ACCOUNT", "STUDENT_ID", "ADDRESS", "PHONE", "NUMBER", "NAME")
+KINDS = (
+    "EMAIL",
+    "URL",
+    "ID_CARD",
+    "QQ",
+    "WECHAT",
+    "ACCOUNT",
+    "STUDENT_ID",
+    "ADDRESS",
+    "PLATE",
+    "PHONE",
+    "NUMBER",
+    "NAME",
+)
 # While anonymising, a placeholder is one private-use character, which no pattern and no segmenter reads as a
 # digit, letter or word: a later pattern cannot match inside an earlier placeholder ([ID_CARD] holds "ID").
 MARK = {kind: chr(0xE000 + i) for i, kind in enumerate(KINDS)}
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
-def anonymize(text: str, counts: Counter | None = None) -> str:
-    """Replace personal details with typed placeholders ([PHONE], [NAME], ...)."""
+def anonymize(text: str, counts: Counter | None = None, names: set[str] | None = None) -> str:
+    """Replace personal details with typed placeholders ([PHONE], [NAME], ...); `names` collects names found."""
     text = _PRIVATE_USE.sub("", INVISIBLE.sub("", text))
+    before = text
     for kind, pattern in PATTERNS:
         text = pattern.sub(lambda m, kind=kind: _swap(m, kind, counts), text)
     text = ENGLISH_NAME.sub(lambda m: _swap_groups(m, counts), text)
     text = _cued_names(text, counts)
     text = SURNAME_CUE.sub(lambda m: _swap(m, "NAME", counts), text)
     text = _tagged_names(text, counts)
+    if names is not None:
+        names.update(_replaced_names(before, text))
     for kind, mark in MARK.items():
         text = text.replace(mark, f"[{kind}]")
+    return text
+
+
+def _replaced_names(before: str, after: str) -> set[str]:
+    """The words a [NAME] stands for in `after` (two characters or more, Chinese only)."""
+    import difflib
+
+    found = set()
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "replace" and after[j1:j2] == MARK["NAME"] and re.fullmatch(rf"[{CJK}]{{2,4}}", before[i1:i2]):
+            found.add(before[i1:i2])
+    return found
+
+
+def replace_names(text: str, names: set[str], counts: Counter | None = None) -> str:
+    """Every other mention of names already found in the same dialogue (小凡 named once, mentioned again)."""
+    for name in sorted(names, key=len, reverse=True):
+        hits = text.count(name)
+        if hits:
+            text = text.replace(name, "[NAME]")
+            if counts is not None:
+                counts["NAME"] += hits
     return text
 
 
@@ -421,7 +491,8 @@ def _cued_name(candidate: str, after: str, strict: bool, freq: dict) -> str:
             continue
         shaped = bool(_surname(word)) or word[0] in "小阿老" or (size == 2 and word[0] == word[1])
         pause = re.match(_BOUNDARY, rest) is not None
-        if strict and not (shaped and pause and (freq.get(word) or 0) < COMMON_WORD_FREQ):
+        known = freq.get(word) or 0
+        if strict and not (shaped and pause and known < (1 if _surname(word) else COMMON_WORD_FREQ)):
             continue
         if not strict and not (pause or shaped):
             continue
@@ -490,7 +561,11 @@ def _join_split_names(words: list[tuple[str, str]], freq: dict) -> list[tuple[st
         nxt, nxt_flag = words[i + 1] if i + 1 < len(words) else ("", "")
         surname = len(word) == 1 and word in SURNAMES and word not in AMBIGUOUS_SURNAMES and word not in LINKS
         after_relation = bool(out) and out[-1][0] in RELATION_WORDS
-        if surname and flag[:1] not in "pcu" and (nxt in TITLES or nxt in ("某", "某某")):
+        after = words[i + 2][0] if i + 2 < len(words) else ""
+        if surname and flag[:1] not in "pcu" and re.fullmatch(rf"[{CJK}]{{1,2}}", nxt or "-") and after in TITLES:
+            out.append((word + nxt, "nr"))  # 邓/文静/老师: a given name that is also a word
+            i += 2
+        elif surname and flag[:1] not in "pcu" and (nxt in TITLES or nxt in ("某", "某某")):
             out.append((word + nxt, "nr"))  # 郑/ns 老师, 张/q 先生, 谢/v 老师
             i += 2
         elif (
@@ -517,7 +592,7 @@ def _join_split_names(words: list[tuple[str, str]], freq: dict) -> list[tuple[st
             and _surname(word)
             and word not in ALLOWED
             and len(nxt) == 1
-            and (nxt_flag in NAME_TAGS)
+            and (nxt_flag in NAME_TAGS or nxt_flag in ("n", "ng", "a", "ag", "z", "i") and nxt not in NOT_NAME_END)
         ):
             out.append((word + nxt, "nr"))
             i += 2
@@ -565,7 +640,9 @@ def _name_part(word: str, flag: str, following: str, freq: dict, after_relation:
     (幸福快乐, 祝你们, 普通班), so of those only surname + title, 某, a compound surname, or a rare surname +
     unknown given name pass. Right after a relation word (我女朋友 梓涵) a tagged word is a name.
     """
-    if word in ALLOWED or word[1:] in ALLOWED or GRADE.match(word[:2]) or not re.fullmatch(rf"[{CJK}]+", word):
+    if word in ALLOWED or (word[0] in LINKS and word[1:] in ALLOWED) or GRADE.match(word[:2]):
+        return None
+    if not re.fullmatch(rf"[{CJK}]+", word):
         return None
     if word[:2] in SURNAMES and 3 <= len(word) <= 4:
         return word  # 上官婉儿, 司徒雷登: a compound surname is not an everyday word
@@ -608,10 +685,10 @@ def _name_shaped(word: str) -> bool:
 
 
 def _surname(word: str) -> str:
-    """The surname a word starts with ('' when none)."""
+    """The surname a word starts with ('' when none, or when it is far more often an everyday word: 和, 于)."""
     if word[:2] in SURNAMES:
         return word[:2]
-    return word[:1] if word[:1] in SURNAMES else ""
+    return word[:1] if word[:1] in SURNAMES and word[:1] not in AMBIGUOUS_SURNAMES else ""
 
 
 def _surname_led(word: str) -> bool:

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from orchestrator.data.anonymize import INVISIBLE, anonymize
+from orchestrator.data.anonymize import INVISIBLE, anonymize, replace_names
 from orchestrator.data.dialogue import Dialogue, Turn
 
 CJK = r"\u4e00-\u9fff"
@@ -36,8 +36,10 @@ class CleanStats:
 def clean_dialogue(dialogue: Dialogue, stats: CleanStats) -> Dialogue | None:
     """Normalise and anonymise every turn; drop empty and one-character turns; None if unusable."""
     turns = []
-    for turn in dialogue.turns:
-        text = anonymize(normalize_text(turn.text), stats.placeholders)
+    names: set[str] = set()
+    texts = [anonymize(normalize_text(turn.text), stats.placeholders, names) for turn in dialogue.turns]
+    for turn, text in zip(dialogue.turns, texts, strict=True):
+        text = replace_names(text, names, stats.placeholders)
         if not text:
             stats.turns_dropped["empty"] += 1
             continue

@@ -46,6 +46,10 @@ def load_config(text: str) -> LoadedConfig:
         documents = list(yaml.compose_all(text, Loader=_omegaconf_loader()))
     except yaml.MarkedYAMLError as exc:
         raise ConfigSyntaxError(problems or [_from_yaml_error(exc, text)]) from None
+    except RecursionError:
+        raise ConfigSyntaxError(
+            [SyntaxProblem(None, "an anchor refers to itself (`&a [*a]`)", "remove the loop")]
+        ) from None
     if len(documents) > 1:
         line = documents[1].start_mark.line + 1
         problems.append(SyntaxProblem(line, "a second YAML document (`---`)", "one config per file: split it in two"))
@@ -55,7 +59,12 @@ def load_config(text: str) -> LoadedConfig:
         line = root.start_mark.line + 1 if root is not None else None
         problems.append(SyntaxProblem(line, f"the config is {kind}", "write one `key: value` per line"))
         raise ConfigSyntaxError(problems)
-    problems += _mapping_problems(root)
+    try:
+        problems += _mapping_problems(root)
+    except RecursionError:
+        raise ConfigSyntaxError(
+            [SyntaxProblem(None, "an anchor refers to itself (`&a [*a]`)", "remove the loop")]
+        ) from None
     if problems:
         raise ConfigSyntaxError(problems)
     try:
