@@ -268,7 +268,9 @@ class _StrictLoader(yaml.SafeLoader):
 def parse_yaml(text: str, path: Path | str) -> Any:
     """A YAML document, strictly (no repeated keys); InputError at file:line:column."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        _acyclic(data, path)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p) or str(exc)
@@ -291,6 +293,15 @@ def parse_yaml(text: str, path: Path | str) -> Any:
         raise InputError(path, f"not valid YAML: {exc}", fix="fix the YAML") from None
     except RecursionError:
         raise InputError(path, "an anchor refers to itself (`&a [*a]`)", fix="remove the loop") from None
+
+
+def _acyclic(value: Any, path: Path | str, above: tuple[int, ...] = ()) -> None:
+    """A YAML anchor may repeat a value but not contain itself (a loop every later reader would follow)."""
+    if isinstance(value, (dict, list)):
+        if id(value) in above:
+            raise InputError(path, "an anchor refers to itself (`&a [*a]`)", fix="remove the loop")
+        for item in value.values() if isinstance(value, dict) else value:
+            _acyclic(item, path, (*above, id(value)))
 
 
 def read_yaml(path: Path | str, encoding: str | None = None) -> Any:
