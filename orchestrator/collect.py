@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ledger, outputs, steps
+from orchestrator import ledger, outputs, steps, throughput
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_text_atomic
 from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, RULES, EvalIdentity, Layout, read_metrics
@@ -65,6 +65,7 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
         kind = "qwk" if "qwk" in field_metrics else "macro_f1"
         values[f"{name}_{kind}"] = field_metrics.get(kind)
     train = outputs.training_summary(run_dir) if trained and run_dir else {}
+    speed = throughput.run_throughput(project, ident.run, run_dir) if trained and run_dir else None
     values.update(
         {
             "trainable_params": outputs.trainable_params(run_dir) if trained and run_dir else None,
@@ -73,6 +74,8 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
             "runtime_s": train.get("train_runtime"),
             "train_loss": train.get("train_loss"),
             "eval_loss": train.get("eval_loss"),
+            "train_tokens_per_s": speed.tokens_per_s if speed else None,
+            "mfu": speed.mfu if speed else None,
             "examples_per_s": metrics.get("examples_per_second"),
         }
     )

@@ -27,6 +27,7 @@ from orchestrator.project import Project
 from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
 from orchestrator.secrets import ENV_PREFIX, overrides_from_env, redact_text
 from orchestrator.stages import Event
+from orchestrator.throughput import device_name
 
 
 def main(job_dir: Path) -> int:
@@ -66,7 +67,17 @@ def main(job_dir: Path) -> int:
     if leader:
         wait_for_submitter(job_dir.parent / LOCK_NAME)  # the ledger has `submitted` before this event
         event = Event.REQUEUED if requeues else Event.RESUMED if resumed_from else Event.STARTED
-        record_event(project, run, event, resumed_from=resumed_from, set_aside=set_aside or None, **common)
+        device, devices = device_name()
+        record_event(
+            project,
+            run,
+            event,
+            resumed_from=resumed_from,
+            set_aside=set_aside or None,
+            device=device,
+            devices=devices * int(os.environ.get("SLURM_NNODES", "1") or 1),
+            **common,
+        )
 
     given = sorted(k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX))
     if given:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import ledger, outputs, stages
+from orchestrator import ledger, outputs, stages, throughput
 from orchestrator.errors import OrchError
 from orchestrator.executors import get_executor
 from orchestrator.executors.base import CANCELLED, COMPLETED, FAILED, TERMINAL, TIMEOUT, UNKNOWN, JobState
@@ -35,6 +35,8 @@ class RunStatus:
     step: str
     loss: str
     elapsed: str
+    tokens_per_s: str = ""
+    mfu: str = ""
     reason: str = ""
     log_tail: str = ""
 
@@ -57,7 +59,9 @@ def run_status(project: Project, run: Run, state: JobState | None = None) -> Run
     if state is None:
         state = get_executor(sub["executor"], project.jobs).status(str(sub["job_id"]))
     _reconcile(project, run, sub, state)
-    step, loss = _progress(project.resolve(sub["output_dir"])) if stages.get(run.stage).trains else ("", "")
+    trains = stages.get(run.stage).trains
+    step, loss = _progress(project.resolve(sub["output_dir"])) if trains else ("", "")
+    speed = throughput.run_throughput(project, run, project.resolve(sub["output_dir"])) if trains else None
     tail = log_tail(project.resolve(sub["log"]), 15) if state.state not in (COMPLETED, "RUNNING", "PENDING") else ""
     return RunStatus(
         run.name,
@@ -69,6 +73,8 @@ def run_status(project: Project, run: Run, state: JobState | None = None) -> Run
         _elapsed(project, run, sub, state),
         state.reason,
         tail,
+        f"{speed.tokens_per_s:,.0f}" if speed and speed.tokens_per_s is not None else "",
+        f"{speed.mfu:.1%}" if speed and speed.mfu is not None else "",
     )
 
 

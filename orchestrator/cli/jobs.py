@@ -133,8 +133,8 @@ def status(run: str | None, all_runs: bool) -> None:
     if not rows:
         click.echo("no runs yet (orch submit MODEL)")
         return
-    lines = [("RUN", "EXECUTOR", "JOB", "STATE", "STEP", "LOSS", "ELAPSED")]
-    lines += [(r.run, r.executor, r.job_id, r.state, r.step, r.loss, r.elapsed) for r in rows]
+    lines = [("RUN", "EXECUTOR", "JOB", "STATE", "STEP", "LOSS", "TOK/S", "MFU", "ELAPSED")]
+    lines += [(r.run, r.executor, r.job_id, r.state, r.step, r.loss, r.tokens_per_s, r.mfu, r.elapsed) for r in rows]
     click.echo(table(lines))
     for r in rows:
         if r.log_tail and r.state not in ("CANCELLED",):
