@@ -155,3 +155,18 @@ def test_batch_size_follows_free_memory(model_cache):
 )
 def test_free_generation_stops_when_the_object_closes(text, closed):
     assert decoding.json_closed(text) is closed
+
+
+def test_length_sorted_batches_come_back_in_the_splits_order(catalog, model_cache):
+    """Batches run longest first; every decoding lands on its own prompt, whatever the batch size."""
+    from orchestrator.evaluation.evaluate import _decode_all
+
+    model, tokenizer = load(model_cache / TINY_ID)
+    task = catalog.task()
+    template = load_template(tokenizer, "qwen3_nothink")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 7)]
+    assert sorted(prompts, key=len, reverse=True) != prompts  # the split is not already in batch order
+    alone = [decoding.constrained(model, tokenizer, task, [p])[0].labels for p in prompts]
+    for size in (2, 3):
+        got = _decode_all(model, tokenizer, task, prompts, ("constrained",), 8, size, None)["constrained"]
+        assert [d.labels for d in got] == alone
