@@ -228,12 +228,6 @@ def read_jsonl(path: Path | str, encoding: str | None = None) -> list[Line]:
     return list(iter_jsonl(read_text(path, encoding)))
 
 
-def read_records(path: Path | str, encoding: str | None = None) -> list[Line]:
-    """Rows of a `.jsonl` file (one per line) or a `.json` list (numbered by position)."""
-    decoded = read_text(path, encoding)
-    return records_of(decoded) if decoded.path.suffix == ".json" else list(iter_jsonl(decoded))
-
-
 def records_of(decoded: Decoded) -> list[Line]:
     """The rows of a decoded `.json` file that must be a list of rows."""
     data = parse_json(decoded.text, decoded.path)

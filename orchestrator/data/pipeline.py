@@ -212,7 +212,7 @@ def _check_unique_ids(dialogues: list[Dialogue]) -> None:
         first.setdefault(d.id, where)
 
 
-SELECT_TYPES = {"topics": list, "keywords": list, "min_assistant_chars": int, "max_chars": int, "max_turns": int}
+SELECT_TYPES = {key: type(value) for key, value in DEFAULT_SELECT.items()}  # what each default declares
 
 
 def check_select_settings(settings: dict[str, Any], where: str) -> None:

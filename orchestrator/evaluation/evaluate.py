@@ -200,8 +200,9 @@ def evaluate_decodings(
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     prompts = [prompt_ids(template, tokenizer, row) for row in rows]
+    size = decoded_batch_size(model, prompts, batch_size)
     started = time.perf_counter()
-    decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, batch_size, progress)
+    decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, progress)
     seconds = time.perf_counter() - started
     results = {}
     for mode, items in decoded.items():
@@ -212,7 +213,7 @@ def evaluate_decodings(
             "seconds": seconds,
             "examples_per_second": len(rows) / seconds if seconds else None,
             "max_new_tokens": budget if mode == "free" else None,
-            "batch_size": decoded_batch_size(model, prompts, batch_size),
+            "batch_size": size,
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
         }
         out_dir = model_dir / Layout.eval_subpath(split, mode, scored.subject)
@@ -232,14 +233,13 @@ def _decode_all(
     prompts: list[list[int]],
     decodings: tuple[str, ...],
     budget: int,
-    batch_size: int | None,
+    size: int,
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, list[decoding.Decoded]]:
     """Every prompt decoded each way, in the prompts' order: shared prefix once, length-sorted batches."""
     if not prompts:
         return {d: [] for d in decodings}
     prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
-    size = decoded_batch_size(model, prompts, batch_size)
     out: dict[str, list[Any]] = {d: [None] * len(prompts) for d in decodings}
     done = 0
     for batch in decoding.length_sorted_batches(prompts, size):
