@@ -10,7 +10,9 @@ steps.md. This is what `make demo` runs with the bundled small model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import Catalog
@@ -54,6 +56,24 @@ class PipelineResult:
     status: RunStatus | None
     evaluations: list = field(default_factory=list)
     comparison: Comparison | None = None
+    timeline: list[tuple[str, float]] = field(default_factory=list)  # (phase, seconds), in order
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one phase of the pipeline into `timeline`."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timeline.append((name, time.monotonic() - start))
+
+    def timeline_text(self) -> str:
+        """One line: each phase's wall time, e.g. `training 4.3 min, scoring 1.9 min`."""
+        return ", ".join(f"{name} {_duration(seconds)}" for name, seconds in self.timeline)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def run_pipeline(
@@ -69,25 +89,32 @@ def run_pipeline(
     opts = opts or PipelineOptions()
     project = catalog.project
     task = catalog.task(submit_opts.task)
+    started = time.monotonic()
     plan = submit(catalog, [model], submit_opts, log)[0]
-    status = None
+    result = PipelineResult(plan.run.name, None)
+    result.timeline.append(("submit", time.monotonic() - started))
     if plan.action != "skip":
-        status = wait(project, plan.run, lambda s: _on_training(s, progress, on_status))
-        if status.state != COMPLETED:
+        with result.phase("training"):
+            result.status = wait(project, plan.run, lambda s: _on_training(s, progress, on_status))
+        if result.status.state != COMPLETED:
             raise OrchError(
-                f"{plan.run.name}: the training job ended {status.state}; nothing was scored\n{status.log_tail}",
+                f"{plan.run.name}: the training job ended {result.status.state}; nothing was scored\n"
+                f"{result.status.log_tail}",
                 fix=f"see `orch logs {plan.run.name}`; resubmitting resumes from the last checkpoint",
             )
     log(f"{plan.run.name}: trained; scoring it on the {opts.split} split ...")
-    result = PipelineResult(plan.run.name, status)
-    result.evaluations += _score_model(project, task, plan, opts, base=False, progress=progress)
+    with result.phase("scoring the adapter"):
+        result.evaluations += _score_model(project, task, plan, opts, base=False, progress=progress)
     if opts.baselines:
         log(f"{plan.run.name}: scoring the untrained base model the same way ...")
-        result.evaluations += _score_model(project, task, plan, opts, base=True, progress=progress)
-        for kind in baseline_kinds(task):
-            log(f"scoring the {kind} baseline ...")
-            result.evaluations.append(_score_baseline(project, task, kind, opts))
-    result.comparison = compare(project, task, opts.sort, opts.threshold, opts.command)
+        with result.phase("scoring the base model"):
+            result.evaluations += _score_model(project, task, plan, opts, base=True, progress=progress)
+        with result.phase("model-free baselines"):
+            for kind in baseline_kinds(task):
+                log(f"scoring the {kind} baseline ...")
+                result.evaluations.append(_score_baseline(project, task, kind, opts))
+    with result.phase("comparison and report"):
+        result.comparison = compare(project, task, opts.sort, opts.threshold, opts.command)
     return result
 
 

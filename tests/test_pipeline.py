@@ -40,6 +40,16 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     assert result.status.state == "COMPLETED" and result.status.step == "4/4"
     assert ("training", 4, 4) in seen  # training progress reached the end
     assert ("scoring", 10, 10) in seen and ("scoring base model", 10, 10) in seen
+    phases = [name for name, _ in result.timeline]
+    assert phases == [
+        "submit",
+        "training",
+        "scoring the adapter",
+        "scoring the base model",
+        "model-free baselines",
+        "comparison and report",
+    ]
+    assert all(seconds >= 0 for _, seconds in result.timeline)
     eval_root = project.root / "saves/tiny-qwen3/lora/sft/eval/test"
     metrics = {d: json.loads((eval_root / d / "metrics.json").read_text()) for d in EVAL_DIRS}
     assert metrics["constrained"]["valid_rate"] == 1.0 and metrics["constrained-base"]["valid_rate"] == 1.0
@@ -81,6 +91,8 @@ def test_pipeline_again_reuses_the_finished_run_and_cli_prints_the_report(projec
     assert "already finished" in result.output
     assert "Report: reports/index.html" in result.stdout and "Journal: steps/steps.md" in result.stdout
     assert "| tiny-qwen3 | lora | constrained | test | 10 |" in result.stdout  # the comparison table
+    timeline = next(line for line in result.stdout.splitlines() if line.startswith("Timeline: "))
+    assert "scoring the adapter" in timeline and "training" not in timeline  # reused: nothing trained
     diagnosed = orch("diagnose", "tiny-qwen3/lora")
     assert diagnosed.exit_code == 0 and "verdict:" in diagnosed.stdout and "task" in diagnosed.stdout
 

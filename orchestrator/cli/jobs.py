@@ -118,6 +118,7 @@ def pipeline(
         )
     click.echo(f"Report: {cat.project.relative(comparison.paths['index'])} (open it in a browser)")
     click.echo(f"Journal: {cat.project.relative(cat.project.steps)}")
+    click.echo(f"Timeline: {result.timeline_text()}")
 
 
 @click.command()
