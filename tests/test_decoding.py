@@ -170,3 +170,54 @@ def test_length_sorted_batches_come_back_in_the_splits_order(catalog, model_cach
     for size in (2, 3):
         got = _decode_all(model, tokenizer, task, prompts, ("constrained",), 8, size, None)["constrained"]
         assert [d.labels for d in got] == alone
+
+
+def copying_prompts(tokenizer, task) -> list[list[int]]:
+    """Few-shot prompts after which greedy decoding writes a canonical answer (so its draft is accepted)."""
+    answers = [
+        task.canonical_answer({"depression_level": d, "anxiety_level": 2, "risk_flag": r, "student_distress_score": 3})
+        for d, r in ((1, "none"), (2, "suicidal"))
+    ]
+    out = []
+    for k, answer in enumerate(answers):
+        shots = "".join(f"Dialogue {j}: hello there {j}\nLabels:\n{answer}\n\n" for j in range(3))
+        out.append(tokenizer.encode(shots + f"Dialogue 9: word {'x' * k}\nLabels:\n"))
+    return out
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_free_output_from_drafts_equals_token_by_token_generation(
+    catalog, model_cache, smollm2_dir, which, monkeypatch
+):
+    """The constrained answer as a draft: accepted only where greedy decoding writes exactly it, else generated."""
+    path, name = (model_cache / TINY_ID, "qwen3_nothink") if which == "tiny" else (smollm2_dir, "smollm2")
+    model, tokenizer = load(path)
+    task = catalog.task()
+    template = load_template(tokenizer, name)
+    prompts = copying_prompts(tokenizer, task) + [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 2, 80)]
+    generated: list[int] = []
+    real = decoding._generate
+
+    def spy(model, tokenizer, cache, ids, mask, budget):
+        generated.append(ids.shape[0])
+        return real(model, tokenizer, cache, ids, mask, budget)
+
+    monkeypatch.setattr(decoding, "_generate", spy)
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    chosen, fast = decoding.both(model, tokenizer, task, prompts, 60, prefix)
+    drafted_rows = sum(generated)
+    generated.clear()
+    _, slow = decoding.both(model, tokenizer, task, prompts, 60, prefix, drafts=False)
+    assert generated == [len(prompts)]
+    assert [d.raw for d in fast] == [d.raw for d in slow]
+    accepted = [c.raw == f.raw for c, f in zip(chosen, fast, strict=True)]
+    assert drafted_rows == len(prompts) - sum(accepted)  # only rejected drafts were generated token by token
+    if which == "smollm2":  # the real model copies the few-shot answers: those drafts are accepted
+        assert accepted[:2] == [True, True] and drafted_rows >= 1
+
+
+def test_no_drafts_when_the_generation_config_changes_greedy_choices(model_cache):
+    model, _ = load(model_cache / TINY_ID)
+    assert decoding.greedy_is_argmax(model)
+    model.generation_config.repetition_penalty = 1.3
+    assert not decoding.greedy_is_argmax(model)

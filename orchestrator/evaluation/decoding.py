@@ -21,7 +21,15 @@ Cost, on hardware where reading the prompt is the floor:
   vocabulary projection.
 
 `both` runs the two decodings on one encoding of the prompts; free
-generation stops for each example as soon as its JSON object closes.
+generation stops for each example as soon as its JSON object closes. In
+`both`, the constrained answer is also a draft for free generation: one
+forward over every draft checks, position by position, whether greedy
+decoding would emit exactly those tokens and close the object with the last
+one; where it would, that is the free output (exactly what greedy decoding
+gives, at the cost of one forward instead of one per token), and only the
+other examples are generated token by token. A model whose generation
+config changes greedy choices (repetition penalty, suppressed tokens, ...)
+is never given drafts.
 """
 
 from __future__ import annotations
@@ -121,6 +129,32 @@ class _Batch:
         total log-probability, (batch, candidates), or None without candidates).
         """
         width = max(len(b) for b in blocks)
+        keep = [width - 1] + self._candidate_inputs(width, candidates)
+        logits, lengths = self._forward(blocks, candidates, keep)
+        logp = torch.log_softmax(logits.float(), -1)
+        scores = self._candidate_scores(logp, candidates) if candidates else None
+        return logp[:, 0], scores
+
+    def greedy(self, blocks: list[list[int]]) -> torch.Tensor:
+        """Feed `blocks` and return the most probable next token after every block position, (batch, width).
+
+        Blocks are left-padded to the widest one: row i's real tokens are its last len(blocks[i]) columns.
+        """
+        width = max(len(b) for b in blocks)
+        logits, _ = self._forward(blocks, [], list(range(width)))
+        return logits.argmax(-1)
+
+    def rewind(self, length: int) -> None:
+        """Keep only the first `length` cache columns (what was fed after them is forgotten)."""
+        self.cache.crop(length)
+        self.valid = self.valid[:, :length]
+        self.next_pos = self.valid.sum(1)
+
+    def _forward(
+        self, blocks: list[list[int]], candidates: list[list[int]], keep: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward of `blocks` (kept in the cache) and `candidates` (dropped); the logits at `keep`."""
+        width = max(len(b) for b in blocks)
         flat = [t for c in candidates for t in c]
         ids = torch.full((self.size, width + len(flat)), self.pad, dtype=torch.long)
         real = torch.zeros((self.size, width), dtype=torch.bool)
@@ -133,22 +167,19 @@ class _Batch:
             ids[:, width:] = torch.tensor(flat)
         positions = self._positions(real, lengths, candidates)
         mask = self._mask(real, candidates)
-        keep = torch.tensor([width - 1] + self._candidate_inputs(width, candidates), dtype=torch.long)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,
-            logits_to_keep=keep,
+            logits_to_keep=torch.tensor(keep, dtype=torch.long),
         )
         self.cache = out.past_key_values
-        logp = torch.log_softmax(out.logits.float(), -1)
         self.cache.crop(self.length + width)
         self.valid = torch.cat([self.valid, real], dim=1)
         self.next_pos = self.next_pos + lengths
-        scores = self._candidate_scores(logp, candidates) if candidates else None
-        return logp[:, 0], scores
+        return out.logits, lengths
 
     def _positions(self, real: torch.Tensor, lengths: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
         width = real.shape[1]
@@ -204,11 +235,17 @@ class _Batch:
         return torch.stack(totals, dim=1)
 
 
-def _choose(batch: _Batch, suffixes: list[list[int]], tokenizer: Any, task: Task) -> list[Decoded]:
-    """Feed each prompt's own part, then choose every field in one forward per field."""
+def _choose(
+    batch: _Batch, suffixes: list[list[int]], tokenizer: Any, task: Task
+) -> tuple[list[Decoded], list[list[int]]]:
+    """Feed each prompt's own part, then choose every field in one forward per field.
+
+    Returns the decodings and each answer's tokens (keys and chosen values, as fed).
+    """
     size = batch.size
     chosen: list[dict[str, Any]] = [{} for _ in range(size)]
     probs: list[dict[str, dict[str, float]]] = [{} for _ in range(size)]
+    answers: list[list[int]] = [[] for _ in range(size)]
     names = task.field_names
     pending = suffixes  # what each sequence still has to read before the next key
     for index, name in enumerate(names):
@@ -222,8 +259,10 @@ def _choose(batch: _Batch, suffixes: list[list[int]], tokenizer: Any, task: Task
         for i, j in enumerate(best):
             chosen[i][name] = values[j]
             probs[i][name] = {str(v): float(w) for v, w in zip(values, weights[i], strict=True)}
+            answers[i] += key + pieces[j]
         pending = [pieces[j] for j in best]
-    return [Decoded(task.canonical_answer(c), c, p) for c, p in zip(chosen, probs, strict=True)]
+    decoded = [Decoded(task.canonical_answer(c), c, p) for c, p in zip(chosen, probs, strict=True)]
+    return decoded, answers
 
 
 class _JsonClosed:
@@ -261,17 +300,17 @@ def json_closed(text: str) -> bool:
 
 
 def _generate(
-    model: Any, tokenizer: Any, batch: _Batch, ids: torch.Tensor, mask: torch.Tensor, budget: int
+    model: Any, tokenizer: Any, cache: Any, ids: torch.Tensor, mask: torch.Tensor, budget: int
 ) -> list[Decoded]:
-    """Greedy generation after `ids` (the cache holds them all but the last), stopping when the JSON closes."""
+    """Greedy generation after `ids` (`cache` holds them all but the last), stopping when the JSON closes."""
     from transformers import StoppingCriteriaList
 
-    if batch.cache is not None:
-        batch.cache.crop(ids.shape[1] - 1)
+    if cache is not None:
+        cache.crop(ids.shape[1] - 1)
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
-        past_key_values=batch.cache,
+        past_key_values=cache,
         max_new_tokens=budget,
         do_sample=False,
         pad_token_id=_pad_id(tokenizer),
@@ -280,6 +319,71 @@ def _generate(
     )
     texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
     return [Decoded(text.strip()) for text in texts]
+
+
+# Generation settings under which greedy decoding is no longer the plain argmax of the logits.
+_CHOICE_CHANGING = {
+    "repetition_penalty": (None, 1.0),
+    "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "sequence_bias": (None,),
+    "exponential_decay_length_penalty": (None,),
+}
+
+
+def greedy_is_argmax(model: Any) -> bool:
+    """Whether the model's generation config leaves greedy decoding the plain argmax (drafts can be checked)."""
+    config = getattr(model, "generation_config", None)
+    return config is None or all(getattr(config, k, None) in plain for k, plain in _CHOICE_CHANGING.items())
+
+
+def _accepted(tokenizer: Any, draft: list[int], greedy: list[int], budget: int) -> bool:
+    """Whether greedy decoding emits exactly `draft` and stops at its last token (the JSON object closes)."""
+    if not draft or len(draft) > budget or greedy != draft:
+        return False
+    return json_closed(tokenizer.decode(draft, skip_special_tokens=True)) and not json_closed(
+        tokenizer.decode(draft[:-1], skip_special_tokens=True)
+    )
+
+
+def _generate_from_drafts(
+    model: Any,
+    tokenizer: Any,
+    batch: _Batch,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    budget: int,
+    drafts: list[list[int]],
+) -> list[Decoded]:
+    """Greedy generation where one forward checks each draft; only rejected rows are generated token by token."""
+    start = ids.shape[1] - 1  # the cache keeps the prompts but their last token
+    out: list[Decoded | None] = [None] * batch.size
+    if batch.cache is not None and greedy_is_argmax(model):
+        batch.rewind(start)
+        last = ids[:, -1].tolist()
+        predicted = batch.greedy([[last[i], *draft] for i, draft in enumerate(drafts)])
+        width = predicted.shape[1]
+        for i, draft in enumerate(drafts):
+            row = predicted[i, width - len(draft) - 1 : width - 1].tolist()
+            if _accepted(tokenizer, draft, row, budget):
+                out[i] = Decoded(tokenizer.decode(draft, skip_special_tokens=True).strip())
+    rest = [i for i, item in enumerate(out) if item is None]
+    if rest:
+        cache = batch.cache
+        if cache is not None:
+            cache.crop(start)
+            if len(rest) < batch.size:
+                cache.batch_select_indices(torch.tensor(rest))
+        for i, item in zip(rest, _generate(model, tokenizer, cache, ids[rest], mask[rest], budget), strict=True):
+            out[i] = item
+    return out  # type: ignore[return-value]
 
 
 def answer_budget(task: Task, tokenizer: Any) -> int:
@@ -328,7 +432,7 @@ def constrained(
     """
     prefix = prefix or SharedPrefix(model, [])
     batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
-    return _choose(batch, _split(prefix, prompts), tokenizer, task)
+    return _choose(batch, _split(prefix, prompts), tokenizer, task)[0]
 
 
 @torch.no_grad()
@@ -342,7 +446,7 @@ def free(
     if any(len(s) > 1 for s in suffixes):
         batch.step([s[:-1] for s in suffixes], [])  # the cache up to each prompt's last token
     ids, mask = _prompt_block(batch, prefix, suffixes)
-    return _generate(model, tokenizer, batch, ids, mask, max_new_tokens)
+    return _generate(model, tokenizer, batch.cache, ids, mask, max_new_tokens)
 
 
 @torch.no_grad()
@@ -353,14 +457,20 @@ def both(
     prompts: list[list[int]],
     max_new_tokens: int = 128,
     prefix: SharedPrefix | None = None,
+    drafts: bool = True,
 ) -> tuple[list[Decoded], list[Decoded]]:
-    """(constrained, free) decodings of the same prompts, reading each prompt once."""
+    """(constrained, free) decodings of the same prompts, reading each prompt once.
+
+    Each constrained answer is free generation's draft (`drafts=False`: generate every token instead).
+    """
     prefix = prefix or SharedPrefix(model, [])
     suffixes = _split(prefix, prompts)
     batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
-    chosen = _choose(batch, suffixes, tokenizer, task)
+    chosen, answers = _choose(batch, suffixes, tokenizer, task)
     ids, mask = _prompt_block(batch, prefix, suffixes)
-    return chosen, _generate(model, tokenizer, batch, ids, mask, max_new_tokens)
+    if not drafts:
+        return chosen, _generate(model, tokenizer, batch.cache, ids, mask, max_new_tokens)
+    return chosen, _generate_from_drafts(model, tokenizer, batch, ids, mask, max_new_tokens, answers)
 
 
 def length_sorted_batches(prompts: list[list[int]], size: int) -> list[list[int]]:
