@@ -5,21 +5,37 @@ under the saves folder, with the training facts LLaMA-Factory wrote
 (trainable parameters, steps, epochs, runtime, losses) beside the task
 metrics, and the majority baseline of every split (each field's most frequent
 training label: a model that learned only the label prior scores exactly
-this). Where the task has a risk field its recall comes first, and rows below
-the task's `risk.min_recall` are flagged.
+this). Where the task has a risk field its recall comes first (at the argmax
+decision and at the operating point chosen on val), and rows below the task's
+`risk.min_recall` are flagged; a model that learned only the label prior is
+flagged too (`prior_only`). Every rate cell of the Markdown and HTML tables
+carries its count and 95% Wilson interval; the CSV has them as `<column>_k`,
+`_n`, `_low`, `_high`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator import ledger, outputs, steps, throughput
 from orchestrator.errors import OrchError
+from orchestrator.evaluation.prior import prior_collapse
+from orchestrator.evaluation.stats import FEW_POSITIVES, rate_text
 from orchestrator.fileio import write_text_atomic
-from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, RULES, EvalIdentity, Layout, read_metrics
+from orchestrator.layout import (
+    ADAPTER,
+    BASE,
+    BASELINE_KINDS,
+    MAJORITY,
+    MERGED,
+    RULES,
+    EvalIdentity,
+    Layout,
+    read_metrics,
+)
 from orchestrator.project import Project
 from orchestrator.report import format_cell
 from orchestrator.runs import run_output_dir
@@ -27,6 +43,7 @@ from orchestrator.stages import Event
 from orchestrator.task import Task
 
 RISK_LOW = "risk_recall_low"  # the flag column: any-risk recall below the task's min_recall
+PRIOR_ONLY = "prior_only"  # the flag column: why the model learned only the label prior (empty: it did not)
 SUBJECT_METHOD = {BASE: "base (untrained)", MAJORITY: "majority baseline", RULES: "rules baseline"}
 
 
@@ -37,6 +54,14 @@ class Row:
     values: dict[str, Any]
     metrics_path: Path
     run_dir: Path | None  # the training run's output folder (None for a model-free baseline)
+    rates: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> its count and interval
+    subject: str = ADAPTER
+
+    def cell(self, column: str) -> str:
+        """A column's text: a rate with its k/n and 95% interval, other values as they are."""
+        if column in self.rates:
+            return rate_text(self.rates[column])
+        return format_cell(self.values.get(column))
 
 
 def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str, Any], ident: EvalIdentity) -> Row:
@@ -50,7 +75,8 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
         "split": metrics.get("split"),
         "n": metrics.get("n"),
     }
-    values.update(_risk_columns(task, metrics))
+    risk_values, rates = _risk_columns(task, metrics)
+    values.update(risk_values)
     parse = metrics.get("parse") or {}
     values.update(
         {
@@ -79,7 +105,12 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
             "examples_per_s": metrics.get("examples_per_second"),
         }
     )
-    return Row(values, metrics_path, run_dir if trained else None)
+    stored = metrics.get("rates") or {}
+    rates.update({c: stored[k] for c, k in (("valid_rate", "valid_rate"), ("all_fields_correct",) * 2) if k in stored})
+    for name in metrics.get("fields") or {}:
+        if f"{name}.accuracy" in stored:
+            rates[f"{name}_acc"] = stored[f"{name}.accuracy"]
+    return Row(values, metrics_path, run_dir if trained else None, rates, ident.subject)
 
 
 def _method_label(ident: EvalIdentity) -> str:
@@ -88,15 +119,38 @@ def _method_label(ident: EvalIdentity) -> str:
     return f"{ident.run.method} merged" if ident.subject == MERGED else ident.run.method
 
 
-def _risk_columns(task: Task, metrics: dict[str, Any]) -> dict[str, Any]:
-    """Any-risk recall and per-class recall first, when the task has a risk field."""
+def _risk_columns(task: Task, metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Any-risk recall (argmax, then at the operating point) and per-class recall first; their counts."""
     if not task.has_risk:
-        return {}
+        return {}, {}
     risk = metrics.get("risk") or {}
-    out = {"any_risk_recall": risk.get("any_risk_recall")}
+    stored = metrics.get("rates") or {}
+    point = risk.get("operating_point") or {}
+    values = {
+        "any_risk_recall": risk.get("any_risk_recall"),
+        "risk_threshold": point.get("threshold"),
+        "recall_at_threshold": None,
+        "precision_at_threshold": None,
+        "flagged_share": None,
+    }
+    rates = {}
+    if "risk.any_risk_recall" in stored:
+        rates["any_risk_recall"] = stored["risk.any_risk_recall"]
+    for column, key in (
+        ("recall_at_threshold", "recall"),
+        ("precision_at_threshold", "precision"),
+        ("flagged_share", "flagged"),
+    ):
+        rate = point.get(key)
+        values[column] = rate["k"] / rate["n"] if rate and rate.get("n") else None
+        if rate:
+            rates[column] = rate
     for cls, info in (risk.get("per_class_recall") or {}).items():
-        out[f"recall_{cls}"] = info.get("recall")
-    return out
+        values[f"recall_{cls}"] = info.get("recall")
+        if f"risk.recall.{cls}" in stored:
+            rates[f"recall_{cls}"] = stored[f"risk.recall.{cls}"]
+    values["at_risk_n"] = risk.get("any_risk_support")
+    return values, rates
 
 
 def evaluated(project: Project, task: Task) -> list[tuple[Path, dict[str, Any], EvalIdentity]]:
@@ -132,11 +186,18 @@ def collect(project: Project, task: Task, sort: str | None = None, threshold: fl
     """Rows for every evaluation of `task` (with the majority baseline), sorted best first, risk flagged."""
     threshold = task.min_risk_recall if threshold is None else threshold
     found = with_majority(project, task, evaluated(project, task))
-    rows = [row_for(project, task, path, metrics, ident) for path, metrics, ident in found]
-    if task.has_risk:
-        for row in rows:
+    majority = {m.get("split"): m for _, m, ident in found if ident.subject == MAJORITY}
+    rows = []
+    for path, metrics, ident in found:
+        row = row_for(project, task, path, metrics, ident)
+        if task.has_risk:
             recall = row.values.get("any_risk_recall")
             row.values[RISK_LOW] = recall is not None and recall < threshold
+        if ident.subject not in BASELINE_KINDS:
+            row.values[PRIOR_ONLY] = prior_collapse(task, metrics, majority.get(metrics.get("split"))) or ""
+        else:
+            row.values[PRIOR_ONLY] = None
+        rows.append(row)
     sort = sort or default_sort(task)
     if rows and sort not in rows[0].values:
         raise OrchError(f"cannot sort by {sort!r}", fix=f"columns: {', '.join(rows[0].values)}")
@@ -164,14 +225,21 @@ def to_markdown(rows: list[Row], threshold: float, task: Task) -> str:
     columns = list(rows[0].values)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [format_cell(row.values.get(c)) for c in columns]
+        cells = [row.cell(c) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if task.has_risk:
         lines.append(
             f"`{RISK_LOW}`: any-risk recall ({task.risk_field} not {task.risk_negative}) below {threshold:.2f} "
-            "(missing a risk is the worst error). n/a: the split has no at-risk examples or the value does not apply."
+            "(missing a risk is the worst error). n/a: the split has no at-risk examples or the value does not apply. "
+            f"`risk_threshold`: P({task.risk_field} not {task.risk_negative}) threshold chosen on val for recall "
+            f">= {task.min_risk_recall:.2f}; `*_at_threshold`, `flagged_share`: that threshold applied to the row's "
+            "split (constrained decoding only)."
         )
+    lines.append(
+        f"`{PRIOR_ONLY}`: why the model learned only the label prior (the same answer to nearly every input, or "
+        "beating the majority baseline beyond noise on nothing). Rates: value (k/n, 95% Wilson interval)."
+    )
     lines.append("The majority baseline answers every example with each field's most frequent training label.")
     return "\n".join(lines) + "\n"
 
@@ -191,13 +259,22 @@ def write_reports(project: Project, task: Task, rows: list[Row], threshold: floa
         "index": out / "index.html",
     }
     write_text_atomic(paths["md"], f"# Comparison: task {task.name}\n\n" + to_markdown(rows, threshold, task))
-    frame = pd.DataFrame([r.values for r in rows], dtype=object)  # ints stay ints beside baseline rows
+    frame = pd.DataFrame([_csv_values(r) for r in rows], dtype=object)  # ints stay ints beside baseline rows
     write_text_atomic(paths["csv"], frame.to_csv(index=False))
     write_text_atomic(paths["html"], comparison_html(rows, threshold, task))
     link = os.path.relpath(project.steps, out)
     journal = steps_links(project.steps, link)
     write_text_atomic(paths["index"], comparison_html(rows, threshold, task, journal=journal))
     return paths
+
+
+def _csv_values(row: Row) -> dict[str, Any]:
+    """A row for the CSV: every value, and each rate's count and interval as `<column>_k/_n/_low/_high`."""
+    out = dict(row.values)
+    for column, rate in row.rates.items():
+        for part in ("k", "n", "low", "high"):
+            out[f"{column}_{part}"] = rate.get(part)
+    return out
 
 
 @dataclass
@@ -234,3 +311,73 @@ def compare(
     }
     steps.append_entry(project.templates, project.steps, entry)
     return Comparison(rows, table, flagged, write_reports(project, task, rows, threshold), threshold)
+
+
+COMPACT = (
+    ("model", "model"),
+    ("method", "method"),
+    ("decoding", "decoding"),
+    ("any_risk_recall", "risk recall (argmax)"),
+    ("recall_at_threshold", "risk recall (val threshold)"),
+    ("flagged_share", "flagged"),
+    ("valid_rate", "valid"),
+    ("all_fields_correct", "all fields right"),
+)
+
+
+def compact_table(rows: list[Row], task: Task, split: str) -> str:
+    """The headline columns of one split's rows (counts and intervals in every rate), as Markdown."""
+    columns = [(c, title) for c, title in COMPACT if task.has_risk or c not in _RISK_COLUMNS]
+    chosen = [r for r in rows if r.values.get("split") == split]
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(r.cell(c) for c, _ in columns) + " |" for r in chosen]
+    return "\n".join(lines) + "\n"
+
+
+_RISK_COLUMNS = {"any_risk_recall", "recall_at_threshold", "flagged_share"}
+
+
+def verdict_lines(rows: list[Row], task: Task, split: str) -> list[str]:
+    """One self-explaining verdict per scored model of a split (baselines are references, not verdicts)."""
+    return [
+        f"{r.values['model']}/{r.values['method']} ({r.values['decoding']}): {row_verdict(r, task)}"
+        for r in rows
+        if r.values.get("split") == split and r.subject not in BASELINE_KINDS
+    ]
+
+
+def row_verdict(row: Row, task: Task) -> str:
+    """NOT USABLE / USABLE AT THE VAL THRESHOLD / CANDIDATE, with the reasons that decide it."""
+    values, target = row.values, task.min_risk_recall
+    reasons, bad = [], False
+    if values.get(PRIOR_ONLY):
+        reasons.append(f"learned the label prior only ({values[PRIOR_ONLY]})")
+        bad = True
+    head = "CANDIDATE"
+    if task.has_risk:
+        risk_text, risk_bad, at_point = _risk_verdict(row, target)
+        reasons.append(risk_text)
+        bad = bad or risk_bad
+        head = "USABLE AT THE VAL THRESHOLD" if at_point else head
+    valid = values.get("valid_rate")
+    if isinstance(valid, float) and valid < 1.0:
+        reasons.append(f"{1 - valid:.0%} of its outputs are not valid answers")
+        bad = bad or valid < 0.5
+    return f"{'NOT USABLE' if bad else head}: " + "; ".join(reasons)
+
+
+def _risk_verdict(row: Row, target: float) -> tuple[str, bool, bool]:
+    """(what the risk numbers say, whether they make the model unusable, whether only the threshold saves it)."""
+    values = row.values
+    n = values.get("at_risk_n") or 0
+    if not n:
+        return "risk recall unknown: no at-risk examples in this split", False, False
+    few = " (fewer than 5 at-risk examples: anecdotal)" if n < FEW_POSITIVES else ""
+    argmax = values.get("any_risk_recall")
+    text = f"catches {row.cell('any_risk_recall')} at-risk examples by argmax{few}"
+    point = values.get("recall_at_threshold")
+    if values.get("risk_threshold") is not None:
+        text += f", {row.cell('recall_at_threshold')} at the val threshold flagging {row.cell('flagged_share')}"
+    argmax_ok = argmax is not None and argmax >= target
+    point_ok = point is not None and point >= target
+    return text, not (argmax_ok or point_ok), point_ok and not argmax_ok

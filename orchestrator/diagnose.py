@@ -14,6 +14,8 @@ from typing import Any
 
 from orchestrator import outputs, stages
 from orchestrator.errors import OrchError
+from orchestrator.evaluation.prior import VERDICT as PRIOR_VERDICT
+from orchestrator.evaluation.prior import prior_collapse
 from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, Run
 from orchestrator.outputs import output_status
 from orchestrator.project import Project
@@ -151,7 +153,7 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     majority = {split: m for split in splits if (m := _majority(project, task, split)) is not None}
     base = {(m.get("split"), m.get("decoding")): m for m, i in found if i.subject == BASE}
     threshold = task.min_risk_recall
-    out, levels = [], []
+    out, levels, collapsed = [], [], []
     for m, ident in scored:
         recall = (m.get("risk") or {}).get("any_risk_recall") if task.has_risk else None
         text = f"{m.get('split')}/{m.get('decoding')}{' (merged)' if ident.subject == MERGED else ''}: " + (
@@ -175,8 +177,17 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
             text += " (no at-risk examples in this split: risk recall unknown)"
         out.append(Finding(level, "task", text))
         levels.append(level)
-    if BAD in levels:
-        verdict = f"not usable: any-risk recall below {threshold:.0%} ({task.name}'s risk.min_recall)"
+        if (reason := prior_collapse(task, m, majority.get(m.get("split")))) is not None:
+            collapsed.append(reason)
+            out.append(Finding(BAD, "prior", f"{m.get('split')}/{m.get('decoding')}: {PRIOR_VERDICT}: {reason}"))
+    risk_low = BAD in levels
+    low_text = f"any-risk recall below {threshold:.0%} ({task.name}'s risk.min_recall)"
+    if collapsed:
+        verdict = f"not usable: {PRIOR_VERDICT} ({collapsed[0]}), whatever the loss says"
+        if risk_low:
+            verdict += f"; {low_text}"
+    elif risk_low:
+        verdict = f"not usable: {low_text}"
     elif WARN in levels and any(m.get("valid_rate") != 1.0 for m, _ in scored):
         verdict = "usable only with constrained decoding (free output is not always valid)"
     elif WARN in levels:

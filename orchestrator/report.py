@@ -71,6 +71,34 @@ def confusion_image(metrics_path: Path, field: str) -> str | None:
     return _png(fig)
 
 
+def threshold_image(metrics_path: Path) -> str | None:
+    """Any-risk recall, precision and flagged share against the P(risk) threshold, the chosen one marked."""
+    if not metrics_path.is_file():
+        return None
+    metrics = inputs.read_json(metrics_path)
+    risk = metrics.get("risk") or {}
+    curve = risk.get("curve")
+    if not curve:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    thresholds = [p["threshold"] for p in curve]
+    for key, label in (("recall", "any-risk recall"), ("precision", "precision"), ("flagged", "flagged share")):
+        ax.step(thresholds, [p[key] if p[key] is not None else float("nan") for p in curve], where="post", label=label)
+    chosen = (risk.get("operating_point") or {}).get("threshold")
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", linestyle="--", label="chosen on val")
+    ax.set_xlabel("threshold on P(risk)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{metrics.get('split')}: operating points")
+    return _png(fig)
+
+
 def steps_links(steps_md: Path, link: str) -> str:
     """An HTML list of the steps.md entries (newest first), each linking to the journal."""
     if not steps_md.is_file():
@@ -89,7 +117,7 @@ def comparison_html(rows: list[Any], threshold: float, task: Task, journal: str 
     body = []
     for row in rows:
         cls = ' class="flagged"' if row.values.get(RISK_LOW) else ""
-        cells = "".join(f"<td>{html.escape(format_cell(row.values.get(c)))}</td>" for c in columns)
+        cells = "".join(f"<td>{html.escape(row.cell(c))}</td>" for c in columns)
         body.append(f"<tr{cls}>{cells}</tr>")
     figures = []
     seen: set[Path] = set()
@@ -104,11 +132,16 @@ def comparison_html(rows: list[Any], threshold: float, task: Task, journal: str 
         matrix = confusion_image(row.metrics_path, task.risk_field) if task.has_risk else None
         if matrix:
             images.append(f'<img alt="risk confusion matrix" src="{matrix}">')
+        points = threshold_image(row.metrics_path) if task.has_risk else None
+        if points:
+            images.append(f'<img alt="risk operating points" src="{points}">')
         if images:
             figures.append(f"<figure><figcaption>{label}</figcaption>{''.join(images)}</figure>")
     risk_note = (
         f"<p>Rows shaded red: any-risk recall ({html.escape(str(task.risk_field))}) below {threshold:.2f}. "
-        "Missing a risk flag is the worst error this product can make.</p>"
+        "Missing a risk flag is the worst error this product can make. Rates read value (k/n, 95% Wilson "
+        "interval); <code>risk_threshold</code> is chosen on val for the target recall and applied to the "
+        "row's split.</p>"
         if task.has_risk
         else "<p>This task has no risk field.</p>"
     )

@@ -38,9 +38,11 @@ def healthy_log(n: int = 10) -> tuple[list[dict], list[dict]]:
     return log, history
 
 
-def write_eval(task, run: Path, predicted_risk: list[str], gold_risk: list[str]) -> None:
-    gold = [{**BASE, "risk_flag": r} for r in gold_risk]
-    pred = [{**BASE, "risk_flag": r} for r in predicted_risk]
+def write_eval(task, run: Path, predicted_risk: list[str], gold_risk: list[str], constant: bool = False) -> None:
+    """Metrics of predictions whose other fields vary by row and are right (or one fixed answer: `constant`)."""
+    varied = [{**BASE, "depression_level": i % 4} for i in range(len(gold_risk))]
+    gold = [{**base, "risk_flag": r} for base, r in zip(varied, gold_risk, strict=True)]
+    pred = [{**(BASE if constant else base), "risk_flag": r} for base, r in zip(varied, predicted_risk, strict=True)]
     metrics = score(task, gold, pred, [True] * len(gold))
     metrics.update(
         {
@@ -122,9 +124,31 @@ def test_diagnose_sees_overfitting(project, catalog):
 def test_task_metrics_decide_the_verdict(project, catalog):
     log, history = healthy_log()
     run = fake_run(project.root, "m", log, history)
-    write_eval(catalog.task(), run, ["none", "none"], ["suicidal", "none"])
+    write_eval(catalog.task(), run, ["none", "violence"], ["suicidal", "none"])
     _, verdict = diagnose(project, catalog.task(), M)
-    assert verdict.startswith("not usable: any-risk recall below")
+    assert verdict.startswith("not usable:") and "any-risk recall below 90%" in verdict
+
+
+def test_a_constant_model_learned_the_prior_whatever_the_loss(project, catalog, orch):
+    """Loss fell 90%, every answer the same: the verdict is the prior, in diagnose and in the comparison."""
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "none", "none", "none", "self_harm", "none"]
+    write_eval(catalog.task(), run, ["none"] * 6, gold, constant=True)
+    findings, verdict = diagnose(project, catalog.task(), M)
+    assert verdict.startswith("not usable: learned the label prior only (the same answer to 6/6 inputs)"), verdict
+    assert "any-risk recall below 90%" in verdict
+    prior = [f for f in findings if f.topic == "prior"]
+    assert prior and prior[0].level == "problem"
+    assert [f for f in findings if f.topic == "trend"][0].level == "ok"  # the loss looked fine
+    assert orch("collect").exit_code == 0
+    rows = list(csv.DictReader((project.root / "reports/comparison.csv").open()))
+    model = [r for r in rows if r["model"] == "m"][0]
+    assert model["prior_only"] == "the same answer to 6/6 inputs"
+    assert model["any_risk_recall_k"] == "0" and model["any_risk_recall_n"] == "2"
+    assert float(model["all_fields_correct_high"]) < 1 and model["all_fields_correct_k"] == "2"  # rows 1 and 5
+    md = (project.root / "reports/comparison.md").read_text()
+    assert "| 0.000 (0/2, 0.00-0.66) |" in md  # any-risk recall with its count and interval
 
 
 def test_rules_baseline_is_a_row_in_the_comparison(project, orch):
@@ -174,7 +198,7 @@ def test_diagnose_survives_hand_edited_trainer_files_and_flags_divergence(projec
 
 def test_unknown_risk_recall_is_not_called_catching_risk(project, catalog):
     log, history = healthy_log()
-    write_eval(catalog.task(), fake_run(project.root, "m", log, history), ["none", "none"], ["none", "none"])
+    write_eval(catalog.task(), fake_run(project.root, "m", log, history), ["none"] * 12, ["none"] * 12)
     findings, verdict = diagnose(project, catalog.task(), M)
     assert "risk recall is unknown" in verdict and "catches risk" not in verdict
     assert any("no at-risk examples" in f.message for f in findings if f.topic == "task")

@@ -39,7 +39,9 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     )
     assert result.status.state == "COMPLETED" and result.status.step == "4/4"
     assert ("training", 4, 4) in seen  # training progress reached the end
-    assert ("scoring", 10, 10) in seen and ("scoring base model", 10, 10) in seen
+    val_n = len((project.root / "data/student_mental/val.jsonl").read_text().splitlines())
+    total = 10 + val_n  # the val split is scored too, to choose the risk threshold
+    assert ("scoring", total, total) in seen and ("scoring base model", total, total) in seen
     phases = [name for name, _ in result.timeline]
     assert phases == [
         "submit",
@@ -57,6 +59,13 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     assert all(m["task"] == "student_mental" and m["run"] == SFT.name for m in metrics.values())
     assert all(m["n"] == 10 for m in metrics.values())
     assert 0 < metrics["free"]["max_new_tokens"] <= 100
+    # The risk operating point: chosen on val for the constrained rows (a threshold, or why there is none).
+    for name in ("constrained", "constrained-base"):
+        point = metrics[name]["risk"]["operating_point"]
+        assert point["chosen_on"] == "val" and point["target"] == 0.9 and point["reason"]
+        assert (point["threshold"] is None) == ("no at-risk examples" in point["reason"])
+    assert "operating_point" not in metrics["free"]["risk"]
+    assert metrics["constrained"]["rates"]["all_fields_correct"]["n"] == 10
     baselines = project.root / "saves/_baselines/student_mental/eval/test"
     rules = json.loads((baselines / "rules/metrics.json").read_text())
     majority = json.loads((baselines / "majority/metrics.json").read_text())
@@ -68,6 +77,7 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     assert {r.values["method"] for r in rows} == {"lora", "base (untrained)", "rules baseline", "majority baseline"}
     index = (project.root / "reports/index.html").read_text()
     assert index.count("<tr") >= 6 and "risk" in index
+    assert index.count('alt="risk operating points" src="data:image/png;base64,') == 2  # the constrained rows
     # The journal says what was scored and what came out; the ledger keeps the trained run's evaluations.
     steps_md = project.steps.read_text()
     assert steps_md.count(f"evaluated · {SFT.name}") == 4
@@ -90,7 +100,11 @@ def test_pipeline_again_reuses_the_finished_run_and_cli_prints_the_report(projec
     assert [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "submitted"] == submitted
     assert "already finished" in result.output
     assert "Report: reports/index.html" in result.stdout and "Journal: steps/steps.md" in result.stdout
-    assert "| tiny-qwen3 | lora | constrained | test | 10 |" in result.stdout  # the comparison table
+    assert "| tiny-qwen3 | lora | constrained | " in result.stdout  # the compact comparison table
+    assert "| majority | majority baseline | majority | " in result.stdout
+    verdicts = [line for line in result.stdout.splitlines() if line.startswith("tiny-qwen3/lora (")]
+    assert len(verdicts) == 2 and all(": NOT USABLE: " in v or ": CANDIDATE: " in v for v in verdicts), verdicts
+    assert "Full table: reports/comparison.md" in result.stdout
     timeline = next(line for line in result.stdout.splitlines() if line.startswith("Timeline: "))
     assert "scoring the adapter" in timeline and "training" not in timeline  # reused: nothing trained
     diagnosed = orch("diagnose", "tiny-qwen3/lora")

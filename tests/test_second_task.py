@@ -168,7 +168,7 @@ def test_second_task_runs_beside_the_first_and_never_touches_it(project, executo
     assert task_lines and all("majority baseline" in m for m in task_lines)
     recalls = [r.metrics["risk"]["any_risk_recall"] for k, r in results.items() if not k.endswith("-base")]
     missed = any(r is not None and r < 0.5 for r in recalls)
-    assert verdict.startswith("not usable: any-risk recall below 50% (mood's risk.min_recall)") == missed, verdict
+    assert ("any-risk recall below 50% (mood's risk.min_recall)" in verdict) == missed, verdict
     diagnosed = orch("diagnose", "tiny-qwen3/lora@mood")
     assert diagnosed.exit_code == 0 and "verdict:" in diagnosed.stdout, diagnosed.output
     # student_mental's run and its evaluation were not touched.

@@ -83,6 +83,7 @@ def pipeline(
     model, method, executor, task, sets, restart, split, batch_size, no_baselines, sort, partition, time_limit
 ) -> None:
     """Train MODEL, wait, score it and the baselines (constrained and free), compare: the whole job in one go."""
+    from orchestrator.collect import compact_table, verdict_lines
     from orchestrator.workflow import PipelineOptions, run_pipeline
 
     cat = catalog()
@@ -110,12 +111,17 @@ def pipeline(
                 fix=f"orch status {model}/{method} to watch it, orch cancel {model}/{method} to stop it",
             ) from None
     comparison = result.comparison
-    click.echo(comparison.table)
+    task_obj = cat.task(submit_opts.task)
+    click.echo(f"\n{split} split, the headline numbers (every column of every split: the report files):")
+    click.echo(compact_table(comparison.rows, task_obj, split))
+    for line in verdict_lines(comparison.rows, task_obj, split):
+        click.echo(line)
     if comparison.flagged:
         click.echo(
             f"{len(comparison.flagged)} row(s) flagged: any-risk recall below {comparison.threshold:.0%} "
             "(see risk_recall_low)."
         )
+    click.echo(f"Full table: {cat.project.relative(comparison.paths['md'])}")
     click.echo(f"Report: {cat.project.relative(comparison.paths['index'])} (open it in a browser)")
     click.echo(f"Journal: {cat.project.relative(cat.project.steps)}")
     click.echo(f"Timeline: {result.timeline_text()}")

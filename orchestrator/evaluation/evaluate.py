@@ -21,6 +21,7 @@ from orchestrator.answers import extract
 from orchestrator.datasets import check_rows, client_text
 from orchestrator.errors import OrchError
 from orchestrator.evaluation import decoding
+from orchestrator.evaluation import operating_point as op
 from orchestrator.evaluation.metrics import score, summary
 from orchestrator.evaluation.prompts import load_template, prompt_ids
 from orchestrator.fileio import write_json_atomic, write_text_atomic
@@ -183,6 +184,9 @@ def evaluate_decodings(
     valid answer). The prefix every prompt shares is computed once; prompts run in length-sorted batches
     (`batch_size`, default: chosen from free memory) and come back in the split's order. Results go to
     the scored model's output folder, `eval/<split>/<decoding>[-base]/` (the run layout decides).
+
+    Where the task has a risk field, constrained decoding also gets the risk operating point: the val
+    split is scored too (constrained, same model) to choose a threshold on P(risk), applied to `split`.
     """
     import torch
 
@@ -200,10 +204,25 @@ def evaluate_decodings(
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     prompts = [prompt_ids(template, tokenizer, row) for row in rows]
-    size = decoded_batch_size(model, prompts, batch_size)
+    val_rows = _val_rows(project, task, split, decodings, limit)
+    val_prompts = [prompt_ids(template, tokenizer, row) for row in val_rows]
+    size = decoded_batch_size(model, prompts + val_prompts, batch_size)
+    total = len(rows) + len(val_rows)
+
+    def report(done: int, offset: int) -> None:
+        if progress:
+            progress(offset + done, total)
+
+    chosen = None
+    if val_rows:  # the risk threshold is chosen on val before the split is scored
+        val = _decode_all(model, tokenizer, task, val_prompts, ("constrained",), 1, size, lambda d, _t: report(d, 0))
+        chosen = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]])
     started = time.perf_counter()
-    decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, progress)
+    offset = len(val_rows)
+    decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
     seconds = time.perf_counter() - started
+    if chosen is None and split == op.CHOSEN_ON and task.has_risk and "constrained" in decodings:
+        chosen = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]])
     results = {}
     for mode, items in decoded.items():
         meta = {
@@ -217,8 +236,26 @@ def evaluate_decodings(
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
         }
         out_dir = model_dir / Layout.eval_subpath(split, mode, scored.subject)
-        results[mode] = _write(task, rows, [d.raw for d in items], [d.probabilities for d in items], out_dir, meta)
+        probabilities = [d.probabilities for d in items]
+        point = chosen if mode == "constrained" else None
+        results[mode] = _write(task, rows, [d.raw for d in items], probabilities, out_dir, meta, point)
     return results
+
+
+def _threshold_on(task: Task, rows: list[dict], probabilities: list[Any]) -> tuple[float | None, str]:
+    """The risk threshold chosen on these (val) rows for the task's target recall."""
+    positives = [row["gold"][task.risk_field] != task.risk_negative for row in rows]
+    return op.choose_threshold(op.risk_scores(task, probabilities), positives, task.min_risk_recall)
+
+
+def _val_rows(
+    project: Project, task: Task, split: str, decodings: tuple[str, ...], limit: int | None
+) -> list[dict[str, Any]]:
+    """The val rows to choose the risk threshold on when scoring another split (none if it does not apply)."""
+    wanted = task.has_risk and "constrained" in decodings and split != op.CHOSEN_ON
+    if not wanted or op.CHOSEN_ON not in task.datasets:
+        return []
+    return gold_rows(project, task, op.CHOSEN_ON, limit)
 
 
 def decoded_batch_size(model: Any, prompts: list[list[int]], batch_size: int | None) -> int:
@@ -266,9 +303,20 @@ def _identity(task: Task, run: Run | None, subject: str) -> dict[str, Any]:
 
 
 def _write(
-    task: Task, rows: list[dict], raws: list[str], probabilities: list[Any], out_dir: Path, meta: dict[str, Any]
+    task: Task,
+    rows: list[dict],
+    raws: list[str],
+    probabilities: list[Any],
+    out_dir: Path,
+    meta: dict[str, Any],
+    chosen: tuple[float | None, str] | None = None,
 ) -> EvalResult:
     lines, metrics = _score(task, rows, raws, probabilities, meta)
+    if chosen is not None and metrics.get("risk"):
+        positives = [row["gold"][task.risk_field] != task.risk_negative for row in rows]
+        scores = op.risk_scores(task, probabilities)
+        metrics["risk"]["operating_point"] = op.operating_point(task, chosen, scores, positives)
+        metrics["risk"]["curve"] = op.curve(scores, positives)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = out_dir / "predictions.jsonl"
     write_text_atomic(predictions, "\n".join(lines) + "\n")

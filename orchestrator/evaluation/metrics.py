@@ -6,12 +6,20 @@ recall, confusion matrix. The risk field also gets the recall of "any risk"
 (anything but the negative class), reported first. A prediction that is
 missing or invalid counts as wrong, and as "no risk detected" for recall:
 missing a suicidal flag is the worst error, so it is never excused.
+
+Every rate is also kept as a count with its 95% Wilson interval under
+`rates` (keyed `all_fields_correct`, `<field>.accuracy`,
+`<field>.recall.<class>`, `risk.any_risk_recall`, ...), and `answers` says
+how varied the answers are (a model that says the same thing to every input
+learned nothing about the inputs).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from orchestrator.evaluation.stats import FEW_POSITIVES, Rate, rate_text
 from orchestrator.task import Task
 
 
@@ -25,6 +33,7 @@ def ordinal_metrics(gold: list[int], pred: list[int | None], values: list[int]) 
     pairs = [(g, p) for g, p in zip(gold, pred, strict=True) if isinstance(p, int) and p in values]
     return {
         "accuracy": _safe_div(sum(g == p for g, p in pairs), n),
+        "correct": sum(g == p for g, p in pairs),
         "within1": _safe_div(sum(abs(g - p) <= 1 for g, p in pairs), n),
         "mae": _safe_div(sum(abs(g - p) for g, p in pairs), len(pairs)),
         "qwk": quadratic_weighted_kappa([g for g, _ in pairs], [p for _, p in pairs], values),
@@ -69,10 +78,19 @@ def categorical_metrics(gold: list[str], pred: list[str | None], classes: list[s
         support = sum(confusion[c].values())
         precision, recall = _safe_div(tp, predicted), _safe_div(tp, support)
         f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
-        per_class[c] = {"precision": precision, "recall": recall, "f1": f1, "support": support, "predicted": predicted}
+        per_class[c] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support,
+            "predicted": predicted,
+            "true_positives": tp,
+        }
     seen = [c for c in classes if per_class[c]["support"] or per_class[c]["predicted"]]
+    correct = sum(g == p for g, p in zip(gold, pred, strict=True))
     return {
-        "accuracy": _safe_div(sum(g == p for g, p in zip(gold, pred, strict=True)), n),
+        "accuracy": _safe_div(correct, n),
+        "correct": correct,
         "macro_f1": _safe_div(sum(per_class[c]["f1"] for c in seen), len(seen)),
         "per_class": per_class,
         "confusion": confusion,
@@ -89,10 +107,13 @@ def risk_metrics(gold: list[str], pred: list[str | None], classes: list[str], ne
         if c == negative:
             continue
         members = [p for g, p in zip(gold, pred, strict=True) if g == c]
-        per_class[c] = {"recall": _safe_div(sum(p == c for p in members), len(members)), "support": len(members)}
+        hits = sum(p == c for p in members)
+        per_class[c] = {"recall": _safe_div(hits, len(members)), "support": len(members), "caught": hits}
     return {
         "any_risk_recall": _safe_div(caught, len(at_risk)),
+        "any_risk_caught": caught,
         "any_risk_support": len(at_risk),
+        "few_positives": len(at_risk) < FEW_POSITIVES,
         "per_class_recall": per_class,
     }
 
@@ -119,41 +140,106 @@ def score(
             **risk_metrics(g, p, task.field_values(task.risk_field), task.risk_negative),
         }
     n = len(gold)
+    all_right = sum(
+        bool(ok and all((row or {}).get(k) == gold_row[k] for k in task.field_names))
+        for gold_row, row, ok in zip(gold, pred, valid, strict=True)
+    )
     out["n"] = n
     out["valid_rate"] = _safe_div(sum(valid), n)
-    out["all_fields_correct"] = _safe_div(
-        sum(
-            ok and all((row or {}).get(k) == gold_row[k] for k in task.field_names)
-            for gold_row, row, ok in zip(gold, pred, valid, strict=True)
-        ),
-        n,
-    )
+    out["all_fields_correct"] = _safe_div(all_right, n)
     out["fields"] = fields
+    out["rates"] = {key: rate.as_dict() for key, rate in _rates(out, sum(valid), all_right).items()}
+    out["answers"] = answer_spread(task, pred, valid)
     return out
 
 
-def summary(metrics: dict[str, Any]) -> str:
-    """The headline numbers as lines of text, risk first."""
+def _rates(metrics: dict[str, Any], valid: int, all_right: int) -> dict[str, Rate]:
+    """Every rate of `metrics` as a count: what the interval and the k/n in tables come from."""
+    n = metrics["n"]
+    rates = {"valid_rate": Rate(valid, n), "all_fields_correct": Rate(all_right, n)}
+    for name, m in metrics["fields"].items():
+        rates[f"{name}.accuracy"] = Rate(m["correct"], n)
+        for cls, info in (m.get("per_class") or {}).items():
+            rates[f"{name}.recall.{cls}"] = Rate(info["true_positives"], info["support"])
+            rates[f"{name}.precision.{cls}"] = Rate(info["true_positives"], info["predicted"])
+    risk = metrics.get("risk")
+    if risk:
+        rates["risk.any_risk_recall"] = Rate(risk["any_risk_caught"], risk["any_risk_support"])
+        for cls, info in risk["per_class_recall"].items():
+            rates[f"risk.recall.{cls}"] = Rate(info["caught"], info["support"])
+    return rates
 
-    def pct(value):
-        return "n/a" if value is None else f"{value:.1%}"
+
+def answer_spread(task: Task, pred: list[dict[str, Any] | None], valid: list[bool]) -> dict[str, Any]:
+    """How varied the answers are: distinct answers, and the most common one with its share (k/n).
+
+    An invalid answer counts as the answer "invalid".
+    """
+    answers = Counter(
+        tuple((row or {}).get(k) for k in task.field_names) if ok else "invalid"
+        for row, ok in zip(pred, valid, strict=True)
+    )
+    if not answers:
+        return {"distinct": 0, "most_common": None, "most_common_share": Rate(0, 0).as_dict()}
+    top, count = answers.most_common(1)[0]
+    most_common = dict(zip(task.field_names, top, strict=True)) if top != "invalid" else "invalid"
+    return {
+        "distinct": len(answers),
+        "most_common": most_common,
+        "most_common_share": Rate(count, len(pred)).as_dict(),
+    }
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    """The headline numbers as lines of text, risk first; every rate with its k/n and 95% interval."""
+    rates = metrics.get("rates") or {}
+
+    def rate(key: str, value: float | None) -> str:
+        return rate_text(rates[key]) if key in rates else "n/a" if value is None else f"{value:.3f}"
 
     lines = []
     risk = metrics.get("risk")
     if risk:
-        per = ", ".join(f"{c} {pct(v['recall'])} (n={v['support']})" for c, v in risk["per_class_recall"].items())
-        lines.append(f"risk: any-risk recall {pct(risk['any_risk_recall'])} (n={risk['any_risk_support']}); {per}")
+        per = ", ".join(f"{c} {rate(f'risk.recall.{c}', v['recall'])}" for c, v in risk["per_class_recall"].items())
+        few = f" (fewer than {FEW_POSITIVES} at-risk examples: anecdotal)" if risk.get("few_positives") else ""
+        lines.append(f"risk: any-risk recall {rate('risk.any_risk_recall', risk['any_risk_recall'])}{few}; {per}")
+        point = risk.get("operating_point")
+        if point:
+            lines.append(f"risk operating point: {operating_point_text(point)}")
     parse = metrics.get("parse", {})
+    all_right = rate("all_fields_correct", metrics["all_fields_correct"])
     lines.append(
-        f"valid {pct(metrics['valid_rate'])} (strict {pct(parse.get('strict_rate'))}, repaired "
-        f"{pct(parse.get('repaired_rate'))}); all fields right {pct(metrics['all_fields_correct'])}"
+        f"valid {rate('valid_rate', metrics['valid_rate'])} (strict {_pct(parse.get('strict_rate'))}, repaired "
+        f"{_pct(parse.get('repaired_rate'))}); all fields right {all_right}"
     )
     for name, m in metrics["fields"].items():
+        acc = rate(f"{name}.accuracy", m["accuracy"])
         if "qwk" in m:
             qwk = "n/a" if m["qwk"] is None else f"{m['qwk']:.3f}"
             mae = "n/a" if m["mae"] is None else f"{m['mae']:.2f}"
-            lines.append(f"{name}: acc {pct(m['accuracy'])}, within-1 {pct(m['within1'])}, MAE {mae}, QWK {qwk}")
+            lines.append(f"{name}: acc {acc}, within-1 {_pct(m['within1'])}, MAE {mae}, QWK {qwk}")
         else:
             f1 = "n/a" if m["macro_f1"] is None else f"{m['macro_f1']:.3f}"
-            lines.append(f"{name}: acc {pct(m['accuracy'])}, macro-F1 {f1}")
+            lines.append(f"{name}: acc {acc}, macro-F1 {f1}")
+    spread = metrics.get("answers")
+    if spread and spread.get("distinct"):
+        lines.append(
+            f"answers: {spread['distinct']} distinct; the most common one given "
+            f"{spread['most_common_share']['k']}/{spread['most_common_share']['n']} times"
+        )
     return "\n".join(lines)
+
+
+def operating_point_text(point: dict[str, Any]) -> str:
+    """The risk threshold chosen on val and what it does on this split, or why there is none."""
+    if point.get("threshold") is None:
+        return f"none ({point.get('reason')})"
+    return (
+        f"P(risk) >= {point['threshold']:.4g} (chosen on {point['chosen_on']} for recall >= {point['target']:.0%}): "
+        f"recall {rate_text(point['recall'])}, precision {rate_text(point['precision'])}, "
+        f"flags {rate_text(point['flagged'])} of the examples"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"

@@ -1,0 +1,48 @@
+"""Prior collapse: a model that learned the label prior and nothing about its inputs.
+
+A low training loss is easy to reach by answering every example with the
+most frequent labels. Such a model is caught two ways, whatever its loss:
+
+- it gives (nearly) the same answer to every input (the most common answer's
+  share is at least `NEARLY_ALL`, on at least `MIN_INPUTS` inputs), or
+- it beats the majority baseline on the same split beyond noise on nothing:
+  for all-fields-correct, each field's accuracy and the any-risk recall, the
+  lower end of its 95% Wilson interval is not above the majority baseline's
+  value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.evaluation.stats import beats
+from orchestrator.task import Task
+
+NEARLY_ALL = 0.95
+MIN_INPUTS = 5  # fewer identical answers say nothing about collapse
+VERDICT = "learned the label prior only"
+
+
+def compared_rates(task: Task, metrics: dict[str, Any]) -> dict[str, float | None]:
+    """The rates a model must beat the majority baseline on (one is enough), by their `rates` key."""
+    out: dict[str, float | None] = {"all_fields_correct": metrics.get("all_fields_correct")}
+    for name in task.field_names:
+        out[f"{name}.accuracy"] = ((metrics.get("fields") or {}).get(name) or {}).get("accuracy")
+    if task.has_risk:
+        out["risk.any_risk_recall"] = (metrics.get("risk") or {}).get("any_risk_recall")
+    return out
+
+
+def prior_collapse(task: Task, metrics: dict[str, Any], majority: dict[str, Any] | None) -> str | None:
+    """Why `metrics` show a model that learned only the label prior, or None (also when it cannot be told)."""
+    share = (metrics.get("answers") or {}).get("most_common_share") or {}
+    n = share.get("n")
+    if isinstance(n, int) and n >= MIN_INPUTS and share["k"] / n >= NEARLY_ALL:
+        return f"the same answer to {share['k']}/{n} inputs"
+    rates = metrics.get("rates")
+    if not rates or majority is None or majority.get("split") != metrics.get("split"):
+        return None
+    reference = compared_rates(task, majority)
+    if any(beats(rates.get(key), value) for key, value in reference.items()):
+        return None
+    return "beats the majority baseline beyond noise on nothing (all fields, each field, any-risk recall)"

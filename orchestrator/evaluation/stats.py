@@ -1,0 +1,71 @@
+"""Honest small numbers: a proportion with its count and its 95% Wilson interval.
+
+A recall of 0% on one at-risk dialogue and a recall of 0% on two hundred are
+different facts; every rate orch reports keeps its count (k/n) and an
+interval that stays inside [0, 1] and is sensible for k = 0 or k = n
+(Wilson's score interval, unlike the normal approximation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+FEW_POSITIVES = 5  # a split with fewer at-risk examples than this is marked: its recall is anecdote
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of k successes in n trials (None when n is 0)."""
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"{k} successes out of {n} trials")
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, with its value and 95% Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.k, self.n)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What metrics.json keeps: `{"k", "n", "low", "high"}` (low/high None when n is 0)."""
+        low, high = self.interval or (None, None)
+        return {"k": self.k, "n": self.n, "low": low, "high": high}
+
+    def text(self) -> str:
+        """`0.561 (23/41, 0.41-0.70)`; `n/a (0/0)` when there is nothing to count."""
+        if not self.n:
+            return "n/a (0/0)"
+        low, high = self.interval
+        return f"{self.value:.3f} ({self.k}/{self.n}, {low:.2f}-{high:.2f})"
+
+
+def rate_text(rate: dict[str, Any] | None) -> str:
+    """A stored rate (`Rate.as_dict`) as text; `n/a` when missing."""
+    if not rate or not isinstance(rate.get("n"), int):
+        return "n/a"
+    return Rate(int(rate["k"]), int(rate["n"])).text()
+
+
+def beats(rate: dict[str, Any] | None, reference: float | None) -> bool:
+    """Whether a rate is above a reference value beyond noise: its interval's lower end is above it."""
+    if not rate or rate.get("low") is None or reference is None:
+        return False
+    return float(rate["low"]) > reference

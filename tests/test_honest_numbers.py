@@ -1,0 +1,162 @@
+"""Honest small numbers: Wilson intervals, counts beside every rate, the risk operating point.
+
+Pure functions on crafted inputs (no model): the intervals against published values, the threshold
+choice with and without positives on val, and the counts `score` keeps.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.evaluation import operating_point as op
+from orchestrator.evaluation.metrics import score, summary
+from orchestrator.evaluation.stats import Rate, beats, wilson
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        # Closed forms: 0/n -> (0, z^2/(n+z^2)); n/n -> (n/(n+z^2), 1); 1/1 -> (1/(1+z^2), 1).
+        (0, 10, 0.0, 0.27754),
+        (10, 10, 0.72246, 1.0),
+        (1, 1, 0.20654, 1.0),
+        # Published: Newcombe (1998), Statistics in Medicine 17:857, table I (Wilson score, method 3).
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
+def test_wilson_interval_against_known_values(k, n, low, high):
+    got = wilson(k, n)
+    assert got == pytest.approx((low, high), abs=6e-5)
+
+
+def test_wilson_edges():
+    assert wilson(0, 0) is None and Rate(0, 0).text() == "n/a (0/0)"
+    with pytest.raises(ValueError):
+        wilson(3, 2)
+    assert Rate(23, 41).text() == "0.561 (23/41, 0.41-0.70)"
+    assert beats(Rate(40, 41).as_dict(), 0.561) and not beats(Rate(26, 41).as_dict(), 0.561)
+
+
+# Val: three at-risk examples scored 0.9, 0.6, 0.3 and two negatives scored 0.5, 0.2.
+VAL_SCORES = [0.9, 0.5, 0.6, 0.2, 0.3]
+VAL_POSITIVE = [True, False, True, False, True]
+
+
+@pytest.mark.parametrize(("target", "threshold"), [(0.9, 0.3), (1.0, 0.3), (0.6, 0.6), (0.5, 0.6), (0.3, 0.9)])
+def test_threshold_is_the_highest_that_reaches_the_target(target, threshold):
+    chosen, _why = op.choose_threshold(VAL_SCORES, VAL_POSITIVE, target)
+    assert chosen == threshold
+    reached = op.at_threshold(VAL_SCORES, VAL_POSITIVE, chosen)["recall"]
+    assert reached.value >= target
+    higher = [s for s in VAL_SCORES if s > chosen]
+    if higher:  # any stricter threshold misses the target
+        assert op.at_threshold(VAL_SCORES, VAL_POSITIVE, min(higher))["recall"].value < target
+
+
+def test_no_threshold_without_positives_on_val_and_it_says_so():
+    chosen, why = op.choose_threshold([0.9, 0.1], [False, False], 0.9)
+    assert chosen is None and "no at-risk examples" in why
+    chosen, why = op.choose_threshold([0.9, None], [True, False], 0.9)
+    assert chosen is None and "constrained" in why
+
+
+def test_at_threshold_counts():
+    rates = op.at_threshold(VAL_SCORES, VAL_POSITIVE, 0.3)
+    assert (rates["recall"].k, rates["recall"].n) == (3, 3)
+    assert (rates["precision"].k, rates["precision"].n) == (3, 4)
+    assert (rates["flagged"].k, rates["flagged"].n) == (4, 5)
+    curve = op.curve(VAL_SCORES, VAL_POSITIVE)
+    assert [p["threshold"] for p in curve] == sorted(VAL_SCORES, reverse=True)
+    assert curve[-1]["recall"] == 1.0 and curve[-1]["flagged"] == 1.0
+
+
+def _labels(risk: str, depression: int = 0) -> dict:
+    return {"depression_level": depression, "anxiety_level": 0, "risk_flag": risk, "student_distress_score": 0}
+
+
+def test_risk_scores_from_constrained_probabilities(catalog):
+    task = catalog.task()
+    probs = [{"risk_flag": {"none": 0.25, "suicidal": 0.7, "self_harm": 0.05, "violence": 0.0}}, None]
+    assert op.risk_scores(task, probs) == [pytest.approx(0.75), None]
+
+
+def test_score_keeps_counts_intervals_and_answer_spread(catalog):
+    task = catalog.task()
+    gold = [_labels("suicidal"), _labels("none"), _labels("none", 1), _labels("none")]
+    pred = [_labels("none"), _labels("none"), _labels("none"), None]
+    metrics = score(task, gold, pred, [True, True, True, False])
+    rates = metrics["rates"]
+    assert rates["all_fields_correct"]["k"] == 1 and rates["all_fields_correct"]["n"] == 4
+    assert rates["risk.any_risk_recall"] == {"k": 0, "n": 1, "low": 0.0, "high": pytest.approx(0.79345, abs=1e-5)}
+    assert rates["depression_level.accuracy"]["k"] == 2 and rates["valid_rate"]["k"] == 3
+    assert rates["risk_flag.precision.none"] == {"k": 2, "n": 3, **_interval(2, 3)}  # rows 2 and 3
+    assert metrics["risk"]["few_positives"] is True
+    spread = metrics["answers"]
+    assert spread["distinct"] == 2 and spread["most_common"] == _labels("none")
+    assert (spread["most_common_share"]["k"], spread["most_common_share"]["n"]) == (3, 4)
+    text = summary(metrics)
+    assert "any-risk recall 0.000 (0/1, 0.00-0.79)" in text and "anecdotal" in text
+    assert "all fields right 0.250 (1/4," in text
+
+
+def _interval(k: int, n: int) -> dict:
+    low, high = wilson(k, n)
+    return {"low": low, "high": high}
+
+
+def _gold(n: int) -> list[dict]:
+    """n varied gold answers: depression 0-3 cycling, distress 0-9 cycling, one in five suicidal."""
+    return [
+        {
+            "depression_level": i % 4,
+            "anxiety_level": (i // 2) % 4,
+            "risk_flag": "suicidal" if i % 5 == 0 else "none",
+            "student_distress_score": i % 10,
+        }
+        for i in range(n)
+    ]
+
+
+def _scored(task, gold, pred, split="test"):
+    return {**score(task, gold, pred, [p is not None for p in pred]), "split": split}
+
+
+def test_prior_collapse_rule_on_crafted_predictions(catalog):
+    from orchestrator.evaluation.prior import prior_collapse
+
+    task = catalog.task()
+    gold = _gold(40)
+    constant = {"depression_level": 0, "anxiety_level": 0, "risk_flag": "none", "student_distress_score": 0}
+    majority = _scored(task, gold, [constant] * 40)
+    # The same answer to every input: the prior, whatever else.
+    assert prior_collapse(task, _scored(task, gold, [constant] * 40), majority) == "the same answer to 40/40 inputs"
+    nearly = [constant] * 39 + [gold[1]]
+    assert "39/40" in prior_collapse(task, _scored(task, gold, nearly), majority)
+    # Varied answers, each field one value off and the risk flipped: never right.
+    shifted = [
+        {
+            "depression_level": (g["depression_level"] + 1) % 4,
+            "anxiety_level": (g["anxiety_level"] + 1) % 4,
+            "risk_flag": "none" if g["risk_flag"] == "suicidal" else "suicidal",
+            "student_distress_score": (g["student_distress_score"] + 1) % 10,
+        }
+        for g in gold
+    ]
+    assert "nothing" in prior_collapse(task, _scored(task, gold, shifted), majority)
+    # One example in ten right (risk never caught): no better than the majority beyond noise.
+    tenth = [
+        {**(g if i % 10 == 0 else s), "risk_flag": s["risk_flag"]}
+        for i, (g, s) in enumerate(zip(gold, shifted, strict=True))
+    ]
+    assert "nothing" in prior_collapse(task, _scored(task, gold, tenth), majority)
+    # A model that is right on every example beats it; so does one that only catches the risks.
+    assert prior_collapse(task, _scored(task, gold, gold), majority) is None
+    risk_only = [{**constant, "risk_flag": g["risk_flag"]} for g in gold]
+    assert prior_collapse(task, _scored(task, gold, risk_only), majority) is None
+    # No majority on the same split: only the same-answer rule can speak.
+    assert prior_collapse(task, _scored(task, gold, shifted), _scored(task, gold, [constant] * 40, "val")) is None
+    # Metrics written before counts were kept: unknown, not a verdict.
+    assert prior_collapse(task, {"split": "test", "all_fields_correct": 0.5}, majority) is None
