@@ -135,6 +135,7 @@ def _score_model(project: Project, task: Task, plan, opts: PipelineOptions, base
         split=opts.split,
         batch_size=opts.batch_size,
         progress=(lambda done, total: progress(phase, done, total)) if progress else None,
+        operating_point=not base,  # the untrained base is a reference row; `orch eval --base` gives its threshold
     )
     for result in results.values():
         record_evaluation(project, result, plan.run, opts.command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from orchestrator.data import formats
 from orchestrator.data.clean import anonymize
 from orchestrator.data.pipeline import check, normalize, prepare, read_unified, select
+from orchestrator.errors import OrchError
 
 FIXTURES = Path(__file__).parent / "fixtures/cpsycoun"
 
@@ -240,3 +242,119 @@ def test_check_flags_rows_too_long_for_the_cutoff(project, orch, model_cache):
     assert result.exit_code == 1
     assert f"{path}:1: too long for the model's cutoff" in result.output
     assert orch("data", "check", str(path)).exit_code == 0
+
+
+def _row(task, row_id: str, risk: str) -> dict:
+    labels = {"depression_level": 1, "anxiety_level": 1, "risk_flag": risk, "student_distress_score": 3}
+    return {
+        "id": row_id,
+        "instruction": task.instruction,
+        "input": f"来访者：{row_id}",
+        "output": task.canonical_answer(labels),
+    }
+
+
+def test_windows_cut_a_long_dialogue_from_its_end_each_within_the_limits():
+    from orchestrator.data.dialogue import Dialogue, Turn, dialogue_of, windows
+
+    turns = tuple(Turn("user" if i % 2 == 0 else "assistant", f"第{i}句" + "话" * 40) for i in range(10))
+    dialogue = Dialogue("case_1", "test", turns)
+    cut = windows(dialogue, max_chars=100, max_turns=12, count=3)
+    assert [w.id for w in cut] == ["case_1#w1", "case_1#w2", "case_1#w3"]
+    assert cut[0].turns == turns[-2:] and cut[1].turns == turns[-4:-2]  # consecutive, most recent first
+    assert all(sum(len(t.text) for t in w.turns) <= 100 for w in cut)
+    assert {dialogue_of(w.id) for w in cut} == {"case_1"} and dialogue_of("case_1#w2#r3") == "case_1"
+    assert windows(dialogue, 100, 12, 1)[0].id == "case_1"  # one window: the tail, under its own id
+    only_counselor = Dialogue("c2", "test", (Turn("assistant", "a" * 50), Turn("user", "b" * 50)))
+    assert [w.id for w in windows(only_counselor, 50, 12, 5)] == ["c2#w1"]  # the counselor-only window is skipped
+
+
+def test_windows_of_one_dialogue_never_in_two_splits_and_rare_classes_in_every_split(catalog):
+    from orchestrator.data.dialogue import dialogue_of
+    from orchestrator.data.pipeline import split_by_dialogue
+
+    task = catalog.task()
+    rows = []
+    for d in range(60):
+        risk = "suicidal" if d < 3 else "self_harm" if d < 5 else "none"
+        rows += [_row(task, f"d{d:02}#w{k}", risk if k == 1 else "none") for k in range(1, 4)]
+    splits = split_by_dialogue(
+        rows, lambda r: json.loads(r["output"])["risk_flag"], {"train": 0.8, "val": 0.1, "test": 0.1}
+    )
+    owners = {}
+    for name, split_rows in splits.items():
+        for r in split_rows:
+            assert owners.setdefault(dialogue_of(r["id"]), name) == name  # one dialogue, one split
+    assert sum(len(v) for v in splits.values()) == len(rows)
+    for name in ("train", "val", "test"):  # three suicidal dialogues: one in each split
+        assert "suicidal" in {json.loads(r["output"])["risk_flag"] for r in splits[name]}, name
+    held_out = {json.loads(r["output"])["risk_flag"] for r in splits["test"]}
+    assert "self_harm" in held_out  # two dialogues: test gets one, train the other
+
+
+@pytest.mark.parametrize(("share", "added"), [(0.0, 0), (0.25, 3), (0.5, 12), (0.05, 0)])
+def test_oversampling_repeats_at_risk_train_rows_to_the_share(catalog, share, added):
+    from orchestrator.data.pipeline import oversampled
+
+    task = catalog.task()
+    train = [_row(task, f"r{i}", "suicidal" if i < 2 else "none") for i in range(16)]
+    out, got = oversampled(task, train, share)
+    assert got == added and len(out) == 16 + added
+    at_risk = [r for r in out if json.loads(r["output"])["risk_flag"] != "none"]
+    if share:
+        assert len(at_risk) / len(out) >= share
+    assert len({r["id"] for r in out}) == len(out)  # repeats get their own ids (`#r<k>`)
+    assert oversampled(task, train, share) == (out, got)  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"oversample_risk": 1.5}, "not a share in [0, 1)"),
+        ({"oversample_risk": "lots"}, "not a share"),
+        ({"oversample_risk": True}, "not a share"),
+        ({"oversampel_risk": 0.2}, "data.prepare.oversampel_risk: unknown setting"),
+        ("0.25", "must be a mapping"),
+    ],
+)
+def test_bad_oversampling_settings_are_named(catalog, settings, message):
+    from orchestrator.data.pipeline import oversample_share
+
+    task = catalog.task()
+    task.raw.setdefault("data", {})["prepare"] = settings
+    with pytest.raises(OrchError, match=re.escape(message)):
+        oversample_share(task)
+
+
+def test_prepare_windows_end_to_end_records_counts_and_oversampling(project, catalog, orch, tmp_path):
+    normalize([FIXTURES], tmp_path / "unified.jsonl")
+    summary = select(
+        tmp_path / "unified.jsonl",
+        tmp_path / "selected.jsonl",
+        {"keywords": [], "min_assistant_chars": 1, "max_chars": 200, "max_turns": 12, "max_windows": 4},
+    )
+    assert summary["dialogues"] > summary["source_dialogues"]  # long dialogues became several windows
+    assert (
+        orch(
+            "data",
+            "label",
+            str(tmp_path / "selected.jsonl"),
+            "-o",
+            str(tmp_path / "labeled.jsonl"),
+            "--labeler",
+            "rules",
+        ).exit_code
+        == 0
+    )
+    stats = prepare(
+        catalog.task(), tmp_path / "labeled.jsonl", {"train": 0.8, "val": 0.1, "test": 0.1}, project.root, 0.3
+    )
+    written = json.loads((project.root / "data/student_mental/prepare.stats.json").read_text())
+    assert written == stats and stats["oversampling"]["risk_share"] == 0.3
+    train = [json.loads(x) for x in (project.root / "data/student_mental/train.jsonl").read_text().splitlines()]
+    assert stats["train"]["rows"] == len(train)
+    at_risk = [r for r in train if json.loads(r["output"])["risk_flag"] != "none"]
+    if at_risk:
+        assert len(at_risk) / len(train) >= 0.3 and stats["oversampling"]["rows_added"] > 0
+    report = check(catalog.task(), [project.root / f"data/student_mental/{s}.jsonl" for s in ("train", "val", "test")])
+    assert not report["overlap"]  # no window (and no repeat) of a dialogue crosses splits

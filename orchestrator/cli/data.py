@@ -59,8 +59,10 @@ def data_normalize(sources, out, fmt, encoding) -> None:
 @click.option("--min-assistant-chars", type=int, default=None)
 @click.option("--max-chars", type=int, default=None)
 @click.option("--max-turns", type=int, default=None)
+@click.option("--max-windows", type=int, default=None, help="Cut long dialogues into up to N windows (default 1).")
+@click.option("--all-topics", is_flag=True, help="Keep every topic: ignore the task's topics and keywords filter.")
 @task_option
-def data_select(source, out, min_assistant_chars, max_chars, max_turns, task) -> None:
+def data_select(source, out, min_assistant_chars, max_chars, max_turns, max_windows, all_topics, task) -> None:
     """The scenario subset (filters from the task file's `data.select`), tail-truncated."""
     from orchestrator.data.pipeline import check_select_settings, select
 
@@ -71,12 +73,20 @@ def data_select(source, out, min_assistant_chars, max_chars, max_turns, task) ->
         raise OrchError("`data.select` must be a mapping of settings", where=str(task_obj.path))
     config = dict(config or {})
     check_select_settings(config, str(task_obj.path))
-    overrides = {"min_assistant_chars": min_assistant_chars, "max_chars": max_chars, "max_turns": max_turns}
+    overrides = {
+        "min_assistant_chars": min_assistant_chars,
+        "max_chars": max_chars,
+        "max_turns": max_turns,
+        "max_windows": max_windows,
+    }
     config.update({k: v for k, v in overrides.items() if v is not None})
+    if all_topics:
+        config.update({"topics": [], "keywords": []})
+    check_select_settings(config, "the command line")
     summary = select(source, out, config)
     click.echo(
-        f"{summary['dialogues']} of {summary['input']} kept -> {out}; dropped {summary['dropped']}; "
-        f"truncated {summary['truncated']}"
+        f"{summary['dialogues']} row(s) from {summary['source_dialogues']} of {summary['input']} dialogues -> "
+        f"{out}; dropped {summary['dropped']}; truncated {summary['truncated']}"
     )
 
 
@@ -130,15 +140,23 @@ def data_label(
     default=None,
     help="e.g. train=0.8,val=0.1,test=0.1 (default: the task's splits, 10% each but train).",
 )
+@click.option(
+    "--oversample",
+    type=float,
+    default=None,
+    help="Repeat train's at-risk rows up to this share of train (default: the task's data.prepare.oversample_risk).",
+)
 @task_option
-def data_prepare(labeled, split_spec, task) -> None:
+def data_prepare(labeled, split_spec, oversample, task) -> None:
     """Write the task's SFT files with deterministic stratified splits; update dataset_info.json."""
-    from orchestrator.data.pipeline import prepare, split_fractions
+    from orchestrator.data.pipeline import check_share, prepare, split_fractions
     from orchestrator.render import render_dataset_info, write_files
 
     cat = catalog()
     task_obj = cat.task(task)
-    counts = prepare(task_obj, labeled, split_fractions(task_obj, split_spec), cat.project.root)
+    if oversample is not None:
+        check_share(oversample, "--oversample")
+    counts = prepare(task_obj, labeled, split_fractions(task_obj, split_spec), cat.project.root, oversample)
     write_files({cat.project.configs / "dataset_info.json": render_dataset_info(cat)})
     for split, info in counts.items():
         click.echo(f"{split}: {info}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.datasets import ROLE_LABELS
 
@@ -82,3 +82,31 @@ def tail_truncate(dialogue: Dialogue, max_chars: int, max_turns: int) -> Dialogu
     if kept and len(kept[0].text) > max_chars:
         kept[0] = Turn(kept[0].role, kept[0].text[-max_chars:])
     return Dialogue(dialogue.id, dialogue.source, tuple(reversed(kept)), dialogue.topic, dialogue.meta)
+
+
+WINDOW_SUFFIX = re.compile(r"#[wr]\d+$")  # `<dialogue id>#w<k>`: a window; `#r<k>`: an oversampled repeat
+
+
+def dialogue_of(row_id: str) -> str:
+    """The dialogue a row comes from: its id without window or repeat suffixes (splits never divide one)."""
+    while WINDOW_SUFFIX.search(row_id):
+        row_id = WINDOW_SUFFIX.sub("", row_id)
+    return row_id
+
+
+def windows(dialogue: Dialogue, max_chars: int, max_turns: int, count: int) -> list[Dialogue]:
+    """Up to `count` consecutive windows of a dialogue, from its end, each within both limits.
+
+    `count` 1 is the tail alone under the dialogue's own id (`tail_truncate`). Otherwise window k (1 =
+    the most recent) is `<id>#w<k>`; a window without a client turn is skipped (nothing to assess).
+    """
+    if count <= 1:
+        return [tail_truncate(dialogue, max_chars, max_turns)]
+    out: list[Dialogue] = []
+    turns = dialogue.turns
+    while turns and len(out) < count:
+        window = tail_truncate(replace(dialogue, turns=turns), max_chars, max_turns)
+        turns = turns[: len(turns) - len(window.turns)]
+        if any(t.role == "user" and t.text.strip() for t in window.turns):
+            out.append(replace(window, id=f"{dialogue.id}#w{len(out) + 1}"))
+    return out

@@ -7,6 +7,7 @@ says what it did and what it dropped, and why.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import unicodedata
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 from orchestrator import inputs
 from orchestrator.data import formats
 from orchestrator.data.clean import CleanStats, clean_dialogue, deduplicate
-from orchestrator.data.dialogue import Dialogue, tail_truncate
+from orchestrator.data.dialogue import Dialogue, dialogue_of, windows
 from orchestrator.data.sft import sft_row, stratified_split, write_jsonl, write_set
 from orchestrator.datasets import check_rows
 from orchestrator.errors import OrchError
@@ -55,6 +56,7 @@ DEFAULT_SELECT = {
     "min_assistant_chars": 80,
     "max_chars": 2000,
     "max_turns": 12,
+    "max_windows": 1,  # > 1: a long dialogue becomes up to this many windows, each labeled on its own text
 }
 
 
@@ -238,6 +240,7 @@ def select(source: Path, out: Path, config: dict[str, Any]) -> dict:
     settings = {**DEFAULT_SELECT, **config}
     dialogues = read_unified(source)
     kept, dropped = [], Counter()
+    seen: set[str] = set()
     truncated = 0
     for d in dialogues:
         text = "".join(t.text for t in d.turns)
@@ -252,12 +255,19 @@ def select(source: Path, out: Path, config: dict[str, Any]) -> dict:
         if statistics.fmean(answers) < settings["min_assistant_chars"]:
             dropped["short_counselor_turns"] += 1
             continue
-        short = tail_truncate(d, settings["max_chars"], settings["max_turns"])
-        truncated += short.turns != d.turns
-        kept.append(short)
+        pieces = windows(d, settings["max_chars"], settings["max_turns"], settings["max_windows"])
+        truncated += len(pieces) != 1 or pieces[0].turns != d.turns
+        for piece in pieces:
+            key = _text_key(piece.render())
+            if key in seen:  # the same text twice (a stock closing exchange): one row, never in two splits
+                dropped["duplicate_window"] += 1
+                continue
+            seen.add(key)
+            kept.append(piece)
     write_unified(out, kept)
     summary = {
         "input": len(dialogues),
+        "source_dialogues": len({dialogue_of(d.id) for d in kept}),
         **describe(kept),
         "dropped": dict(dropped),
         "truncated": truncated,
@@ -346,11 +356,16 @@ def stale_splits(task: Task, fractions: dict[str, float], project_root: Path) ->
     ]
 
 
-def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root: Path) -> dict:
+def prepare(
+    task: Task, labeled: Path, fractions: dict[str, float], project_root: Path, oversample: float | None = None
+) -> dict:
     """The task's SFT files, split deterministically and stratified on the risk field, written as one set.
 
-    Nothing is written unless every split has rows and no split file of an earlier split would be left
-    behind (it would overlap the new train); then all files are staged beside their targets and renamed.
+    Windows of one dialogue stay in one split (`split_by_dialogue`); train's at-risk rows are repeated up
+    to the task's `data.prepare.oversample_risk` share (or `oversample`); `prepare.stats.json` beside the
+    files records the counts per split and the oversampling. Nothing is written unless every split has
+    rows and no split file of an earlier split would be left behind (it would overlap the new train);
+    then all files are staged beside their targets and renamed.
     """
     stale = stale_splits(task, fractions, project_root)
     if stale:
@@ -365,7 +380,7 @@ def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root
     if repeated:
         raise OrchError(f"dialogue ids appear more than once: {repeated[:5]}", where=str(labeled))
     field = task.risk_field or task.field_names[0]
-    splits = stratified_split(rows, lambda r: str(json.loads(r["output"])[field]), fractions)
+    splits = split_by_dialogue(rows, lambda r: str(json.loads(r["output"])[field]), fractions)
     empty = [name for name, split_rows in splits.items() if not split_rows]
     if empty:
         raise OrchError(
@@ -373,11 +388,100 @@ def prepare(task: Task, labeled: Path, fractions: dict[str, float], project_root
             where=str(labeled),
             fix="label more dialogues, or give those splits larger fractions",
         )
-    write_set({project_root / task.datasets[name].file: split_rows for name, split_rows in splits.items()})
+    share = oversample_share(task) if oversample is None else oversample
+    splits["train"], added = oversampled(task, splits["train"], share)
+    files = {project_root / task.datasets[name].file: split_rows for name, split_rows in splits.items()}
+    write_set(files)
+    stats = {split: split_stats(task, split_rows, field) for split, split_rows in splits.items()}
+    stats["oversampling"] = {"risk_share": share, "rows_added": added}
+    write_json_atomic((project_root / task.datasets["train"].file).parent / PREPARE_STATS, stats)
+    return stats
+
+
+PREPARE_STATS = "prepare.stats.json"
+
+
+def split_by_dialogue(
+    rows: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], fractions: dict[str, float]
+) -> dict[str, list[dict[str, Any]]]:
+    """A stratified split of whole dialogues: the windows of one dialogue are never in two splits.
+
+    A dialogue's stratum is the rarest label among its windows, so a class with at least three dialogues
+    lands in train, val and test (`stratified_split` gives each held-out split one when it can).
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(dialogue_of(str(row["id"])), []).append(row)
+    counts = Counter(label(r) for r in rows)
+    units = [
+        {"id": group, "stratum": min((label(r) for r in members), key=lambda c: (counts[c], c))}
+        for group, members in groups.items()
+    ]
+    split_units = stratified_split(units, lambda u: u["stratum"], fractions)
     return {
-        split: {"rows": len(split_rows), field: dict(Counter(json.loads(r["output"])[field] for r in split_rows))}
-        for split, split_rows in splits.items()
+        name: sorted((r for unit in chosen for r in groups[unit["id"]]), key=lambda r: r["id"])
+        for name, chosen in split_units.items()
     }
+
+
+def oversample_share(task: Task) -> float:
+    """The task file's `data.prepare.oversample_risk`: the share of train rows at risk to reach (0: none)."""
+    settings = (task.raw.get("data") or {}).get("prepare") or {}
+    where = str(task.path)
+    if not isinstance(settings, dict):
+        raise OrchError("`data.prepare` must be a mapping of settings", where=where)
+    unknown = set(settings) - {"oversample_risk"}
+    if unknown:
+        raise OrchError(
+            f"data.prepare.{sorted(unknown)[0]}: unknown setting", where=where, fix="settings: oversample_risk"
+        )
+    share = settings.get("oversample_risk", 0)
+    check_share(share, where)
+    if share and not task.has_risk:
+        raise OrchError("data.prepare.oversample_risk needs a `risk:` field in the task", where=where)
+    return float(share)
+
+
+def check_share(share: Any, where: str) -> None:
+    """An oversampling share is a number in [0, 1)."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise OrchError(
+            f"data.prepare.oversample_risk: {share!r} is not a share in [0, 1)",
+            where=where,
+            fix="e.g. 0.25 (at-risk rows repeated until they are a quarter of train), 0 for none",
+        )
+
+
+def oversampled(task: Task, train: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], int]:
+    """Train with its at-risk rows repeated (ids `<id>#r<k>`) until they are `share` of it; rows added.
+
+    Deterministic: whole rounds of every at-risk row in id order, then the first ones of one more round.
+    """
+    if not share or not task.has_risk:
+        return train, 0
+    at_risk = [r for r in train if json.loads(r["output"])[task.risk_field] != task.risk_negative]
+    others = len(train) - len(at_risk)
+    needed = math.ceil(share * others / (1 - share) - 1e-9) - len(at_risk)
+    if not at_risk or needed <= 0:
+        return train, 0
+    extra = [
+        {**at_risk[i % len(at_risk)], "id": f"{at_risk[i % len(at_risk)]['id']}#r{i // len(at_risk) + 1}"}
+        for i in range(needed)
+    ]
+    return sorted(train + extra, key=lambda r: r["id"]), needed
+
+
+def split_stats(task: Task, rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    """Rows, dialogues, and the stratifying field's counts (in rows and in dialogues) of one split."""
+    labels = [(dialogue_of(str(r["id"])), json.loads(r["output"])[field]) for r in rows]
+    out: dict[str, Any] = {
+        "rows": len(rows),
+        "dialogues": len({d for d, _ in labels}),
+        field: dict(sorted(Counter(v for _, v in labels).items(), key=lambda kv: str(kv[0]))),
+    }
+    if task.has_risk:
+        out["at_risk_dialogues"] = len({d for d, v in labels if v != task.risk_negative})
+    return out
 
 
 def model_cutoff(catalog: Any, model: str, method: str, task: Task) -> tuple[Path, str, int]:
@@ -442,10 +546,14 @@ def check(task: Task, files: list[Path], cutoff: tuple[Path, str, int] | None = 
     return report
 
 
+def _text_key(text: str) -> str:
+    """A text as compared for duplicates: NFKC-normalized, whitespace removed."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
 def _row_keys(row: dict[str, Any]) -> set[str]:
     """What makes two rows the same example: the same input (whitespace aside) or the same id."""
-    text = unicodedata.normalize("NFKC", str(row.get("instruction", "")) + str(row.get("input", "")))
-    keys = {"input:" + "".join(text.split())}
+    keys = {"input:" + _text_key(str(row.get("instruction", "")) + str(row.get("input", "")))}
     if isinstance(row.get("id"), (str, int)):
         keys.add(f"id:{row['id']}")
     return keys

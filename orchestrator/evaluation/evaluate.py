@@ -177,6 +177,7 @@ def evaluate_decodings(
     batch_size: int | None = None,
     max_new_tokens: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    operating_point: bool = True,
 ) -> dict[str, EvalResult]:
     """Score a run's adapter (or its base or merged model) with each decoding, one encoding of each prompt.
 
@@ -186,7 +187,8 @@ def evaluate_decodings(
     the scored model's output folder, `eval/<split>/<decoding>[-base]/` (the run layout decides).
 
     Where the task has a risk field, constrained decoding also gets the risk operating point: the val
-    split is scored too (constrained, same model) to choose a threshold on P(risk), applied to `split`.
+    split is scored too (constrained, same model) to choose a threshold on P(risk), applied to `split`
+    (`operating_point=False`: not).
     """
     import torch
 
@@ -204,7 +206,7 @@ def evaluate_decodings(
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     prompts = [prompt_ids(template, tokenizer, row) for row in rows]
-    val_rows = _val_rows(project, task, split, decodings, limit)
+    val_rows = _val_rows(project, task, split, decodings, limit) if operating_point else []
     val_prompts = [prompt_ids(template, tokenizer, row) for row in val_rows]
     size = decoded_batch_size(model, prompts + val_prompts, batch_size)
     total = len(rows) + len(val_rows)
@@ -221,7 +223,7 @@ def evaluate_decodings(
     offset = len(val_rows)
     decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
     seconds = time.perf_counter() - started
-    if chosen is None and split == op.CHOSEN_ON and task.has_risk and "constrained" in decodings:
+    if operating_point and chosen is None and split == op.CHOSEN_ON and task.has_risk and "constrained" in decodings:
         chosen = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]])
     results = {}
     for mode, items in decoded.items():
