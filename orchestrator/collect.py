@@ -106,10 +106,9 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
         }
     )
     stored = metrics.get("rates") or {}
-    rates.update({c: stored[k] for c, k in (("valid_rate", "valid_rate"), ("all_fields_correct",) * 2) if k in stored})
-    for name in metrics.get("fields") or {}:
-        if f"{name}.accuracy" in stored:
-            rates[f"{name}_acc"] = stored[f"{name}.accuracy"]
+    rate_keys = {"valid_rate": "valid_rate", "all_fields_correct": "all_fields_correct"}
+    rate_keys.update({f"{name}_acc": f"{name}.accuracy" for name in metrics.get("fields") or {}})
+    rates.update({column: stored[key] for column, key in rate_keys.items() if key in stored})
     return Row(values, metrics_path, run_dir if trained else None, rates, ident.subject)
 
 
