@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator import ledger, outputs, steps, throughput
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.prior import prior_collapse
-from orchestrator.evaluation.stats import FEW_POSITIVES, rate_text
+from orchestrator.evaluation.stats import FEW_POSITIVES, rate_text, separated
 from orchestrator.fileio import write_text_atomic
 from orchestrator.layout import (
     ADAPTER,
@@ -125,20 +125,26 @@ def _risk_columns(task: Task, metrics: dict[str, Any]) -> tuple[dict[str, Any], 
     risk = metrics.get("risk") or {}
     stored = metrics.get("rates") or {}
     point = risk.get("operating_point") or {}
+    false_alarms = stored.get("risk.false_alarm_rate") or {}
     values = {
         "any_risk_recall": risk.get("any_risk_recall"),
+        "false_alarm_rate": false_alarms["k"] / false_alarms["n"] if false_alarms.get("n") else None,
         "risk_threshold": point.get("threshold"),
         "recall_at_threshold": None,
         "precision_at_threshold": None,
         "flagged_share": None,
+        "false_alarms_at_threshold": None,
     }
     rates = {}
     if "risk.any_risk_recall" in stored:
         rates["any_risk_recall"] = stored["risk.any_risk_recall"]
+    if false_alarms:
+        rates["false_alarm_rate"] = false_alarms
     for column, key in (
         ("recall_at_threshold", "recall"),
         ("precision_at_threshold", "precision"),
         ("flagged_share", "flagged"),
+        ("false_alarms_at_threshold", "false_alarms"),
     ):
         rate = point.get(key)
         values[column] = rate["k"] / rate["n"] if rate and rate.get("n") else None
@@ -350,7 +356,8 @@ def row_verdict(row: Row, task: Task) -> str:
     values, target = row.values, task.min_risk_recall
     reasons, bad = [], False
     if values.get(PRIOR_ONLY):
-        reasons.append(f"learned the label prior only ({values[PRIOR_ONLY]})")
+        what = "no better than the label prior" if row.subject == BASE else "learned the label prior only"
+        reasons.append(f"{what} ({values[PRIOR_ONLY]})")
         bad = True
     head = "CANDIDATE"
     if task.has_risk:
@@ -366,17 +373,36 @@ def row_verdict(row: Row, task: Task) -> str:
 
 
 def _risk_verdict(row: Row, target: float) -> tuple[str, bool, bool]:
-    """(what the risk numbers say, whether they make the model unusable, whether only the threshold saves it)."""
+    """(what the risk numbers say, whether they make the model unusable, whether only the threshold saves it).
+
+    A recall counts only where the model also separates at-risk examples from the others (flagging
+    everything reaches any recall).
+    """
     values = row.values
     n = values.get("at_risk_n") or 0
     if not n:
         return "risk recall unknown: no at-risk examples in this split", False, False
     few = " (fewer than 5 at-risk examples: anecdotal)" if n < FEW_POSITIVES else ""
-    argmax = values.get("any_risk_recall")
     text = f"catches {row.cell('any_risk_recall')} at-risk examples by argmax{few}"
-    point = values.get("recall_at_threshold")
+    argmax_ok = _reaches(row, "any_risk_recall", "false_alarm_rate", target)
+    point_ok = False
     if values.get("risk_threshold") is not None:
         text += f", {row.cell('recall_at_threshold')} at the val threshold flagging {row.cell('flagged_share')}"
-    argmax_ok = argmax is not None and argmax >= target
-    point_ok = point is not None and point >= target
+        point_ok = _reaches(row, "recall_at_threshold", "false_alarms_at_threshold", target)
+    for column, flagged, ok in (
+        ("any_risk_recall", "false_alarm_rate", argmax_ok),
+        ("recall_at_threshold", "false_alarms_at_threshold", point_ok),
+    ):
+        recall = values.get(column)
+        if not ok and recall is not None and recall >= target:
+            where = "by argmax" if column == "any_risk_recall" else "at the threshold"
+            text += f"; {where} it flags {row.cell(flagged)} of the others too: no better than flagging at random"
     return text, not (argmax_ok or point_ok), point_ok and not argmax_ok
+
+
+def _reaches(row: Row, recall_column: str, false_alarm_column: str, target: float) -> bool:
+    """The recall reaches the target and at-risk examples are flagged more often than the others beyond noise."""
+    recall = row.values.get(recall_column)
+    if recall is None or recall < target:
+        return False
+    return separated(row.rates.get(recall_column), row.rates.get(false_alarm_column)) is not False

@@ -160,3 +160,68 @@ def test_prior_collapse_rule_on_crafted_predictions(catalog):
     assert prior_collapse(task, _scored(task, gold, shifted), _scored(task, gold, [constant] * 40, "val")) is None
     # Metrics written before counts were kept: unknown, not a verdict.
     assert prior_collapse(task, {"split": "test", "all_fields_correct": 0.5}, majority) is None
+
+
+def test_separation_needs_hits_above_false_alarms_beyond_noise():
+    from orchestrator.evaluation.stats import separated
+
+    assert separated(Rate(3, 3).as_dict(), Rate(0, 57).as_dict()) is True
+    assert separated(Rate(3, 3).as_dict(), Rate(57, 57).as_dict()) is False  # flags everything
+    assert separated(Rate(1, 3).as_dict(), Rate(10, 57).as_dict()) is False  # within noise
+    assert separated(Rate(3, 3).as_dict(), Rate(0, 0).as_dict()) is None
+
+
+def test_flagging_everything_is_no_better_than_the_prior(catalog):
+    """Answering "suicidal" to every input catches every risk and learned nothing."""
+    from orchestrator.evaluation.prior import prior_collapse
+
+    task = catalog.task()
+    gold = _gold(40)
+    constant = {"depression_level": 0, "anxiety_level": 0, "risk_flag": "none", "student_distress_score": 0}
+    majority = _scored(task, gold, [constant] * 40)
+    alarmist = [{**g, "risk_flag": "suicidal", "depression_level": (g["depression_level"] + 1) % 4} for g in gold]
+    alarmist = [{**a, "anxiety_level": 3, "student_distress_score": 9} for a in alarmist]
+    metrics = _scored(task, gold, alarmist)
+    assert metrics["risk"]["any_risk_recall"] == 1.0 and metrics["answers"]["distinct"] > 1
+    assert "separating at-risk examples" in prior_collapse(task, metrics, majority)
+
+
+def _row(values: dict, rates: dict, subject: str = "adapter"):
+    from orchestrator.collect import Row
+
+    base = {"model": "m", "method": "lora", "decoding": "constrained", "split": "test", "prior_only": ""}
+    return Row({**base, **values}, None, None, rates, subject)
+
+
+def test_verdicts_explain_themselves(catalog):
+    from orchestrator.collect import row_verdict
+
+    task = catalog.task()
+    risk = {"any_risk_recall": 1.0, "at_risk_n": 10, "risk_threshold": None, "valid_rate": 1.0}
+    good = {"any_risk_recall": Rate(10, 10).as_dict(), "false_alarm_rate": Rate(2, 50).as_dict()}
+    assert row_verdict(_row(risk, good), task).startswith("CANDIDATE: catches 1.000 (10/10")
+    alarmist = {"any_risk_recall": Rate(10, 10).as_dict(), "false_alarm_rate": Rate(50, 50).as_dict()}
+    verdict = row_verdict(_row(risk, alarmist), task)
+    assert verdict.startswith("NOT USABLE") and "no better than flagging at random" in verdict
+    point = {
+        **risk,
+        "any_risk_recall": 0.2,
+        "risk_threshold": 0.3,
+        "recall_at_threshold": 0.9,
+        "flagged_share": 0.2,
+    }
+    rates = {
+        "any_risk_recall": Rate(2, 10).as_dict(),
+        "false_alarm_rate": Rate(0, 50).as_dict(),
+        "recall_at_threshold": Rate(9, 10).as_dict(),
+        "flagged_share": Rate(12, 60).as_dict(),
+        "false_alarms_at_threshold": Rate(3, 50).as_dict(),
+    }
+    assert row_verdict(_row(point, rates), task).startswith("USABLE AT THE VAL THRESHOLD")
+    few = row_verdict(_row({**risk, "at_risk_n": 3, "prior_only": "the same answer to 60/60 inputs"}, good), task)
+    assert few.startswith("NOT USABLE: learned the label prior only (the same answer to 60/60 inputs)")
+    assert "anecdotal" in few
+    base = row_verdict(_row({**risk, "prior_only": "x"}, good, subject="base"), task)
+    assert base.startswith("NOT USABLE: no better than the label prior (x)")
+    unknown = row_verdict(_row({**risk, "at_risk_n": 0}, {}), task)
+    assert unknown.startswith("CANDIDATE: risk recall unknown")

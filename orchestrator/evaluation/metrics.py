@@ -102,6 +102,8 @@ def risk_metrics(gold: list[str], pred: list[str | None], classes: list[str], ne
     """Recall of any risk (gold not negative, predicted any non-negative class) and per-class recall."""
     at_risk = [(g, p) for g, p in zip(gold, pred, strict=True) if g != negative]
     caught = sum(p is not None and p != negative and p in classes for _, p in at_risk)
+    calm = [p for g, p in zip(gold, pred, strict=True) if g == negative]
+    false_alarms = sum(p is not None and p != negative and p in classes for p in calm)
     per_class = {}
     for c in classes:
         if c == negative:
@@ -113,6 +115,8 @@ def risk_metrics(gold: list[str], pred: list[str | None], classes: list[str], ne
         "any_risk_recall": _safe_div(caught, len(at_risk)),
         "any_risk_caught": caught,
         "any_risk_support": len(at_risk),
+        "false_alarms": false_alarms,  # gold negative, flagged as some risk
+        "negatives": len(calm),
         "few_positives": len(at_risk) < FEW_POSITIVES,
         "per_class_recall": per_class,
     }
@@ -165,6 +169,7 @@ def _rates(metrics: dict[str, Any], valid: int, all_right: int) -> dict[str, Rat
     risk = metrics.get("risk")
     if risk:
         rates["risk.any_risk_recall"] = Rate(risk["any_risk_caught"], risk["any_risk_support"])
+        rates["risk.false_alarm_rate"] = Rate(risk["false_alarms"], risk["negatives"])
         for cls, info in risk["per_class_recall"].items():
             rates[f"risk.recall.{cls}"] = Rate(info["caught"], info["support"])
     return rates

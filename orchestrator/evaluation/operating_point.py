@@ -50,13 +50,14 @@ def choose_threshold(scores: list[float | None], positives: list[bool], target: 
 
 
 def at_threshold(scores: list[float | None], positives: list[bool], threshold: float) -> dict[str, Rate]:
-    """Recall, precision and flagged share of `score >= threshold` (a missing score is never flagged)."""
+    """Recall, precision, flagged share and false-alarm rate of `score >= threshold` (no score: not flagged)."""
     flagged = [s is not None and s >= threshold for s in scores]
     caught = sum(f and p for f, p in zip(flagged, positives, strict=True))
     return {
         "recall": Rate(caught, sum(positives)),
         "precision": Rate(caught, sum(flagged)),
         "flagged": Rate(sum(flagged), len(scores)),
+        "false_alarms": Rate(sum(flagged) - caught, len(scores) - sum(positives)),
     }
 
 
@@ -84,5 +85,5 @@ def curve(scores: list[float | None], positives: list[bool]) -> list[dict[str, f
     points = []
     for threshold in sorted({s for s in scores if s is not None}, reverse=True):
         rates = at_threshold(scores, positives, threshold)
-        points.append({"threshold": threshold, **{key: rate.value for key, rate in rates.items()}})
+        points.append({"threshold": threshold, **{key: rates[key].value for key in ("recall", "precision", "flagged")}})
     return points

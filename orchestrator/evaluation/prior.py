@@ -6,16 +6,19 @@ most frequent labels. Such a model is caught two ways, whatever its loss:
 - it gives (nearly) the same answer to every input (the most common answer's
   share is at least `NEARLY_ALL`, on at least `MIN_INPUTS` inputs), or
 - it beats the majority baseline on the same split beyond noise on nothing:
-  for all-fields-correct, each field's accuracy and the any-risk recall, the
-  lower end of its 95% Wilson interval is not above the majority baseline's
-  value.
+  for all-fields-correct and each field's accuracy, the lower end of its 95%
+  Wilson interval is not above the majority baseline's value; and, where the
+  task has a risk field, it does not separate at-risk examples from the
+  others (its any-risk recall's interval is not wholly above its false-alarm
+  rate's: answering "suicidal" to everything catches every risk and
+  separates nothing).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.evaluation.stats import beats
+from orchestrator.evaluation.stats import beats, separated
 from orchestrator.task import Task
 
 NEARLY_ALL = 0.95
@@ -24,12 +27,10 @@ VERDICT = "learned the label prior only"
 
 
 def compared_rates(task: Task, metrics: dict[str, Any]) -> dict[str, float | None]:
-    """The rates a model must beat the majority baseline on (one is enough), by their `rates` key."""
+    """The accuracies a model must beat the majority baseline on (one is enough), by their `rates` key."""
     out: dict[str, float | None] = {"all_fields_correct": metrics.get("all_fields_correct")}
     for name in task.field_names:
         out[f"{name}.accuracy"] = ((metrics.get("fields") or {}).get(name) or {}).get("accuracy")
-    if task.has_risk:
-        out["risk.any_risk_recall"] = (metrics.get("risk") or {}).get("any_risk_recall")
     return out
 
 
@@ -45,4 +46,7 @@ def prior_collapse(task: Task, metrics: dict[str, Any], majority: dict[str, Any]
     reference = compared_rates(task, majority)
     if any(beats(rates.get(key), value) for key, value in reference.items()):
         return None
-    return "beats the majority baseline beyond noise on nothing (all fields, each field, any-risk recall)"
+    if task.has_risk and separated(rates.get("risk.any_risk_recall"), rates.get("risk.false_alarm_rate")):
+        return None
+    what = "all fields, each field" + (", separating at-risk examples from the others" if task.has_risk else "")
+    return f"beats the majority baseline beyond noise on nothing ({what})"

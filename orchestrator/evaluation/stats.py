@@ -64,6 +64,17 @@ def rate_text(rate: dict[str, Any] | None) -> str:
     return Rate(int(rate["k"]), int(rate["n"])).text()
 
 
+def separated(hits: dict[str, Any] | None, false_alarms: dict[str, Any] | None) -> bool | None:
+    """Whether positives are flagged more often than negatives beyond noise (None: a side has no examples).
+
+    The hit rate's interval must lie wholly above the false-alarm rate's: flagging everything (or
+    nothing) never separates, whatever its recall.
+    """
+    if not hits or not false_alarms or hits.get("low") is None or false_alarms.get("high") is None:
+        return None
+    return float(hits["low"]) > float(false_alarms["high"])
+
+
 def beats(rate: dict[str, Any] | None, reference: float | None) -> bool:
     """Whether a rate is above a reference value beyond noise: its interval's lower end is above it."""
     if not rate or rate.get("low") is None or reference is None:
