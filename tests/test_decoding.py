@@ -221,3 +221,55 @@ def test_no_drafts_when_the_generation_config_changes_greedy_choices(model_cache
     assert decoding.greedy_is_argmax(model)
     model.generation_config.repetition_penalty = 1.3
     assert not decoding.greedy_is_argmax(model)
+
+
+def windowed_model(tokenizer):
+    """A tiny random Mistral whose attention sees only the last 16 tokens (shorter than any prompt here)."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=16,
+        max_position_embeddings=4096,
+    )
+    return MistralForCausalLM(config).eval()
+
+
+def test_sliding_window_models_are_scored_exactly_the_plain_way(catalog, model_cache):
+    """A window shorter than prompt + answer: no shared cache (it would crash or cut real tokens), exact answers."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_cache / TINY_ID))
+    model = windowed_model(tokenizer)
+    task = catalog.task()
+    template = load_template(tokenizer, "qwen3_nothink")
+    prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 3, 60)]
+    assert decoding.sliding_window_cut(model, max(len(p) for p in prompts))
+    prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
+    assert len(prefix) > 16  # the shared prefix alone is longer than the window
+    chosen, generated = decoding.both(model, tokenizer, task, prompts, 12, prefix)
+    assert [d.labels for d in decoding.constrained(model, tokenizer, task, prompts, prefix)] == [
+        d.labels for d in chosen
+    ]
+    for prompt, got, text in zip(prompts, chosen, generated, strict=True):
+        labels, probs = naive(model, tokenizer, task, prompt)
+        assert got.labels == labels
+        for name in task.field_names:
+            for value, p in probs[name].items():
+                assert got.probabilities[name][value] == pytest.approx(p, abs=1e-4)
+        with torch.no_grad():
+            alone = model.generate(
+                input_ids=torch.tensor([prompt]),
+                max_new_tokens=12,
+                do_sample=False,
+                pad_token_id=decoding._pad_id(tokenizer),
+            )
+        assert text.raw == tokenizer.decode(alone[0, len(prompt) :], skip_special_tokens=True).strip()
+    full_attention, _ = load(model_cache / TINY_ID)
+    assert not decoding.sliding_window_cut(full_attention, 100_000)

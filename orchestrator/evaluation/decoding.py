@@ -20,6 +20,13 @@ Cost, on hardware where reading the prompt is the floor:
 - only the positions whose next-token distribution is needed go through the
   vocabulary projection.
 
+A model with sliding-window attention layers whose window is shorter than a
+prompt plus its answer cannot share a cache laid out this way (its cache
+keeps only the window's columns, and pads inside a row would push real
+tokens out of it): it is scored the plain way instead (`sliding_window_cut`),
+each candidate a full forward, free generation by plain left-padded batches.
+Exact, slower.
+
 `both` runs the two decodings on one encoding of the prompts; free
 generation stops for each example as soon as its JSON object closes. In
 `both`, the constrained answer is also a draft for free generation: one
@@ -62,7 +69,10 @@ def _value_piece(value: Any, last: bool) -> str:
 
 
 def _pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for token in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token is not None:
+            return token
+    return 0  # never attended to: every pad position is masked
 
 
 def common_prefix(prompts: list[list[int]]) -> list[int]:
@@ -419,6 +429,69 @@ def _prompt_block(batch: _Batch, prefix: SharedPrefix, suffixes: list[list[int]]
     return ids, mask
 
 
+def sliding_window_cut(model: Any, longest: int) -> bool:
+    """Whether some attention layer of `model` sees only a window shorter than `longest` tokens."""
+    config = getattr(model.config, "text_config", None) or model.config
+    window = getattr(config, "sliding_window", None)
+    if not window or window >= longest:
+        return False
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return any("sliding" in str(kind) for kind in layer_types)
+    return getattr(config, "use_sliding_window", True) is not False
+
+
+def _longest(task: Task, tokenizer: Any, prompts: list[list[int]], budget: int = 0) -> int:
+    return max(len(p) for p in prompts) + max(budget, answer_budget(task, tokenizer)) if prompts else 0
+
+
+@torch.no_grad()
+def _plain_constrained(model: Any, tokenizer: Any, task: Task, prompts: list[list[int]]) -> list[Decoded]:
+    """Constrained decoding without a shared cache: each candidate continuation is one row of a full forward."""
+    pad, out = _pad_id(tokenizer), []
+    names = task.field_names
+    for prompt in prompts:
+        chosen: dict[str, Any] = {}
+        probs: dict[str, dict[str, float]] = {}
+        answer: list[int] = []
+        for index, name in enumerate(names):
+            answer += tokenizer.encode(_key_piece(index, name), add_special_tokens=False)
+            values = task.field_values(name)
+            pieces = [
+                tokenizer.encode(_value_piece(v, index == len(names) - 1), add_special_tokens=False) for v in values
+            ]
+            rows = [prompt + answer + piece for piece in pieces]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for j, row in enumerate(rows):  # right padding: causal attention never reaches the pads
+                ids[j, : len(row)] = torch.tensor(row)
+                mask[j, : len(row)] = 1
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            start = len(prompt) + len(answer)
+            scores = torch.stack(
+                [sum(logp[j, start - 1 + t, piece[t]] for t in range(len(piece))) for j, piece in enumerate(pieces)]
+            )
+            best = int(scores.argmax())
+            chosen[name] = values[best]
+            probs[name] = {str(v): float(w) for v, w in zip(values, torch.softmax(scores, 0), strict=True)}
+            answer += pieces[best]
+        out.append(Decoded(task.canonical_answer(chosen), chosen, probs))
+    return out
+
+
+@torch.no_grad()
+def _plain_free(model: Any, tokenizer: Any, prompts: list[list[int]], budget: int) -> list[Decoded]:
+    """Greedy generation of left-padded prompts with no shared cache (as transformers batches it)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), _pad_id(tokenizer), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt)
+        mask[i, width - len(prompt) :] = 1
+    return _generate(model, tokenizer, None, ids, mask, budget)
+
+
 @torch.no_grad()
 def constrained(
     model: Any, tokenizer: Any, task: Task, prompts: list[list[int]], prefix: SharedPrefix | None = None
@@ -430,6 +503,8 @@ def constrained(
     token boundaries of the usual pre-tokenizers, so the pieces' tokens are the
     answer's tokens as training saw them.
     """
+    if sliding_window_cut(model, _longest(task, tokenizer, prompts)):
+        return _plain_constrained(model, tokenizer, task, prompts)
     prefix = prefix or SharedPrefix(model, [])
     batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
     return _choose(batch, _split(prefix, prompts), tokenizer, task)[0]
@@ -440,6 +515,8 @@ def free(
     model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int = 128, prefix: SharedPrefix | None = None
 ) -> list[Decoded]:
     """Greedy generation, stopped when the JSON object closes; the caller extracts the JSON."""
+    if sliding_window_cut(model, max((len(p) for p in prompts), default=0) + max_new_tokens):
+        return _plain_free(model, tokenizer, prompts, max_new_tokens)
     prefix = prefix or SharedPrefix(model, [])
     suffixes = _split(prefix, prompts)
     batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
@@ -463,6 +540,9 @@ def both(
 
     Each constrained answer is free generation's draft (`drafts=False`: generate every token instead).
     """
+    if sliding_window_cut(model, _longest(task, tokenizer, prompts, max_new_tokens)):
+        plain = _plain_constrained(model, tokenizer, task, prompts)
+        return plain, _plain_free(model, tokenizer, prompts, max_new_tokens)
     prefix = prefix or SharedPrefix(model, [])
     suffixes = _split(prefix, prompts)
     batch = _Batch(model, prefix, len(prompts), _pad_id(tokenizer))
