@@ -369,6 +369,8 @@ def row_verdict(row: Row, task: Task) -> str:
     if isinstance(valid, float) and valid < 1.0:
         reasons.append(f"{1 - valid:.0%} of its outputs are not valid answers")
         bad = bad or valid < 0.5
+    if not reasons:
+        reasons.append("valid, and beyond the label prior on this split")
     return f"{'NOT USABLE' if bad else head}: " + "; ".join(reasons)
 
 

@@ -225,3 +225,8 @@ def test_verdicts_explain_themselves(catalog):
     assert base.startswith("NOT USABLE: no better than the label prior (x)")
     unknown = row_verdict(_row({**risk, "at_risk_n": 0}, {}), task)
     assert unknown.startswith("CANDIDATE: risk recall unknown")
+    no_risk = task.__class__(**{**task.__dict__, "risk_field": None, "risk_negative": None})
+    assert (
+        row_verdict(_row({"valid_rate": 1.0}, {}), no_risk)
+        == "CANDIDATE: valid, and beyond the label prior on this split"
+    )
