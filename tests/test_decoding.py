@@ -12,6 +12,7 @@ import json
 import pytest
 import torch
 from conftest import TINY_ID
+from tinymodels import tiny_windowed_mistral
 
 from orchestrator.evaluation import decoding
 from orchestrator.evaluation.prompts import load_template, prompt_ids
@@ -223,30 +224,12 @@ def test_no_drafts_when_the_generation_config_changes_greedy_choices(model_cache
     assert not decoding.greedy_is_argmax(model)
 
 
-def windowed_model(tokenizer):
-    """A tiny random Mistral whose attention sees only the last 16 tokens (shorter than any prompt here)."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=16,
-        max_position_embeddings=4096,
-    )
-    return MistralForCausalLM(config).eval()
-
-
 def test_sliding_window_models_are_scored_exactly_the_plain_way(catalog, model_cache):
     """A window shorter than prompt + answer: no shared cache (it would crash or cut real tokens), exact answers."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_cache / TINY_ID))
-    model = windowed_model(tokenizer)
+    model = tiny_windowed_mistral(len(tokenizer))
     task = catalog.task()
     template = load_template(tokenizer, "qwen3_nothink")
     prompts = [prompt_ids(template, tokenizer, r) for r in rows_of(catalog, 3, 60)]

@@ -46,6 +46,17 @@ def build_tokenizer(texts: Iterable[str], out: Path, vocab_size: int = 2000):
     return fast
 
 
+# The size of every tiny random model the tests build: 2 layers, hidden 64, 4 heads (2 key/value heads).
+TINY_SIZES = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+}
+
+
 def build_tiny_qwen3(out: Path, texts: Iterable[str], seed: int = 0) -> Path:
     """A random 2-layer Qwen3 and its tokenizer in `out` (about 1 MB)."""
     import torch
@@ -55,13 +66,8 @@ def build_tiny_qwen3(out: Path, texts: Iterable[str], seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = Qwen3Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_SIZES,
         head_dim=16,
-        max_position_embeddings=4096,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -72,3 +78,12 @@ def build_tiny_qwen3(out: Path, texts: Iterable[str], seed: int = 0) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(out))
     return out
+
+
+def tiny_windowed_mistral(vocab_size: int, window: int = 16, seed: int = 0):
+    """A random tiny Mistral whose attention sees only the last `window` tokens (in memory, not saved)."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(seed)
+    return MistralForCausalLM(MistralConfig(vocab_size=vocab_size, sliding_window=window, **TINY_SIZES)).eval()
