@@ -52,6 +52,10 @@ class Task:
         """Whether the task names a safety-critical field (its recall is shown first and flagged)."""
         return self.risk_field is not None
 
+    def at_risk(self, labels: dict[str, Any]) -> bool:
+        """Whether an answer flags some risk (its risk field is not the negative value; False without one)."""
+        return self.has_risk and labels.get(str(self.risk_field), self.risk_negative) != self.risk_negative
+
     @property
     def field_names(self) -> list[str]:
         """Label keys in canonical order (the schema's property order)."""

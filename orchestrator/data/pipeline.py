@@ -459,7 +459,7 @@ def oversampled(task: Task, train: list[dict[str, Any]], share: float) -> tuple[
     """
     if not share or not task.has_risk:
         return train, 0
-    at_risk = [r for r in train if json.loads(r["output"])[task.risk_field] != task.risk_negative]
+    at_risk = [r for r in train if task.at_risk(json.loads(r["output"]))]
     others = len(train) - len(at_risk)
     needed = math.ceil(share * others / (1 - share) - 1e-9) - len(at_risk)
     if not at_risk or needed <= 0:
@@ -473,14 +473,14 @@ def oversampled(task: Task, train: list[dict[str, Any]], share: float) -> tuple[
 
 def split_stats(task: Task, rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
     """Rows, dialogues, and the stratifying field's counts (in rows and in dialogues) of one split."""
-    labels = [(dialogue_of(str(r["id"])), json.loads(r["output"])[field]) for r in rows]
+    answers = [(dialogue_of(str(r["id"])), json.loads(r["output"])) for r in rows]
     out: dict[str, Any] = {
         "rows": len(rows),
-        "dialogues": len({d for d, _ in labels}),
-        field: dict(sorted(Counter(v for _, v in labels).items(), key=lambda kv: str(kv[0]))),
+        "dialogues": len({d for d, _ in answers}),
+        field: dict(sorted(Counter(a[field] for _, a in answers).items(), key=lambda kv: str(kv[0]))),
     }
     if task.has_risk:
-        out["at_risk_dialogues"] = len({d for d, v in labels if v != task.risk_negative})
+        out["at_risk_dialogues"] = len({d for d, a in answers if task.at_risk(a)})
     return out
 
 

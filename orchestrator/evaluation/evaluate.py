@@ -246,7 +246,7 @@ def evaluate_decodings(
 
 def _threshold_on(task: Task, rows: list[dict], probabilities: list[Any]) -> tuple[float | None, str]:
     """The risk threshold chosen on these (val) rows for the task's target recall."""
-    positives = [row["gold"][task.risk_field] != task.risk_negative for row in rows]
+    positives = [task.at_risk(row["gold"]) for row in rows]
     return op.choose_threshold(op.risk_scores(task, probabilities), positives, task.min_risk_recall)
 
 
@@ -315,7 +315,7 @@ def _write(
 ) -> EvalResult:
     lines, metrics = _score(task, rows, raws, probabilities, meta)
     if chosen is not None and metrics.get("risk"):
-        positives = [row["gold"][task.risk_field] != task.risk_negative for row in rows]
+        positives = [task.at_risk(row["gold"]) for row in rows]
         scores = op.risk_scores(task, probabilities)
         metrics["risk"]["operating_point"] = op.operating_point(task, chosen, scores, positives)
         metrics["risk"]["curve"] = op.curve(scores, positives)
