@@ -5,6 +5,8 @@ A run is model/method/stage/task. Its folders:
     <saves>/<model>/<method>/<folder>            the project's default task (today's paths, kept)
     <saves>/<model>/<method>/<folder>@<task>     any other task: never shares a folder with another task
     <output>/eval/<split>/<decoding>[-base]/      what `orch eval` wrote (adapter, or the untrained base)
+    <output>/eval/checkpoints/<checkpoint>/<split>/<decoding>/  a checkpoint's adapter scored (learning curve)
+    <output>/eval/checkpoints/learning-curve-<split>.{md,json}  the learning curve over the checkpoints
     <saves>/_baselines/<task>/eval/<split>/<kind>/ the model-free baselines (majority, rules)
     jobs/<model>_<method>_<stage>[_<task>]/<time>/ job script, job config, log
     reports/ (default task), reports/<task>/       the comparison and the HTML report
@@ -32,6 +34,7 @@ from orchestrator.task import TASK_NAME
 BASELINES = "_baselines"  # model names may not start with "_", so this never meets a model's folder
 TASK_SEP = "@"
 EVAL = "eval"
+CHECKPOINT_EVALS = "checkpoints"  # eval/checkpoints/checkpoint-N/...: never a split's eval/<split>/<decoding>
 LF_PREDICT_EVAL = "eval-llamafactory"
 # Subjects of an evaluation: what was scored.
 ADAPTER, BASE, MERGED, RULES, MAJORITY, LF_PREDICT = "adapter", "base", "merged", "rules", "majority", "llamafactory"
@@ -131,9 +134,20 @@ class Layout:
         return stages.EXPORT.name if subject == MERGED else stages.TRAINING
 
     @staticmethod
-    def eval_subpath(split: str, decoding: str, subject: str = ADAPTER) -> Path:
-        """An evaluation's folder inside the scored model's output folder."""
+    def eval_subpath(split: str, decoding: str, subject: str = ADAPTER, checkpoint: str | None = None) -> Path:
+        """An evaluation's folder inside the scored model's output folder (a checkpoint's: one level deeper).
+
+        Checkpoint evaluations sit below `eval/checkpoints/`, where `orch collect` does not look: a
+        learning curve's points are not rows of the comparison.
+        """
+        if checkpoint:
+            return Path(EVAL, CHECKPOINT_EVALS, checkpoint, split, decoding)
         return Path(EVAL, split, f"{decoding}-base" if subject == BASE else decoding)
+
+    @staticmethod
+    def learning_curve_stem(split: str) -> Path:
+        """The learning curve's files inside a training run's output folder, without their suffix."""
+        return Path(EVAL, CHECKPOINT_EVALS, f"learning-curve-{split}")
 
     def baseline_dir(self, task: str, kind: str, split: str) -> Path:
         """Where a model-free baseline of a task is scored."""

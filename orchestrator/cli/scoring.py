@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.common import catalog, command_line, task_option
-from orchestrator.cli.ui import progress
+from orchestrator.cli.ui import Bars, progress
 from orchestrator.errors import OrchError
 
 
@@ -36,9 +36,26 @@ from orchestrator.errors import OrchError
     default=None,
     help="Score LLaMA-Factory's generated_predictions.jsonl instead of decoding.",
 )
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="Score one checkpoint's adapter (N or checkpoint-N), or `all`: the learning curve over every checkpoint.",
+)
 @task_option
 def eval_cmd(
-    run, split, decoding, limit, batch_size, max_new_tokens, base, merged, rules_baseline, majority, predictions, task
+    run,
+    split,
+    decoding,
+    limit,
+    batch_size,
+    max_new_tokens,
+    base,
+    merged,
+    rules_baseline,
+    majority,
+    predictions,
+    checkpoint,
+    task,
 ):
     """Score a run on its task: valid JSON by construction (constrained) or extracted (free)."""
     from orchestrator.evaluation.evaluate import (
@@ -57,6 +74,13 @@ def eval_cmd(
     task_obj = cat.task(cat.layout.task_of(parsed) if parsed else task)
     if base and merged:
         raise OrchError("--base and --merged score different models", fix="pick one")
+    if checkpoint is not None and (base or merged or rules_baseline or majority or predictions or parsed is None):
+        raise OrchError("--checkpoint scores a run's own adapter", fix="name the run, without --base/--merged/...")
+    if checkpoint == "all":
+        _learning_curve(cat, task_obj, parsed.sibling(TRAINING), split, batch_size, decoding, limit)
+        return
+    if checkpoint is not None and checkpoint.isdigit():
+        checkpoint = f"checkpoint-{int(checkpoint)}"
     if predictions is not None:
         results = [score_predictions_file(cat.project, task_obj, predictions.resolve())]
     elif rules_baseline or majority:
@@ -72,7 +96,7 @@ def eval_cmd(
                 evaluate_decodings(
                     cat.project,
                     task_obj,
-                    Scored(parsed.sibling(TRAINING), subject),
+                    Scored(parsed.sibling(TRAINING), subject, checkpoint),
                     decodings=decodings,
                     split=split,
                     limit=limit,
@@ -89,6 +113,39 @@ def eval_cmd(
             click.echo(f"-- {result.metrics['decoding']}")
         click.echo(summary(result.metrics))
         click.echo(f"predictions: {cat.project.relative(result.predictions)}")
+
+
+def _learning_curve(cat, task_obj, run, split: str, batch_size: int | None, decoding: str, limit: int | None) -> None:
+    """`orch eval RUN --checkpoint all`: every complete checkpoint scored on the split, as a table."""
+    from orchestrator.evaluation.learning_curve import learning_curve
+    from orchestrator.runs import record_event
+    from orchestrator.stages import Event
+
+    if decoding != "constrained" or limit is not None:
+        raise OrchError("a learning curve scores whole splits, constrained", fix="drop --decoding and --limit")
+    with Bars() as bars:
+        curve = learning_curve(
+            cat.project,
+            task_obj,
+            run,
+            split=split,
+            batch_size=batch_size,
+            progress=lambda name, done, total: bars.update(f"scoring {name}", done, total),
+        )
+    said = curve.verdict
+    record_event(
+        cat.project,
+        run,
+        Event.EVALUATED,
+        message=f"learning curve: {len(curve.points)} checkpoint(s) scored on the {split} split; the run {said}",
+        command=command_line(),
+        output_dir=cat.project.relative(curve.paths["markdown"]),
+        table=curve.table,
+    )
+    click.echo(curve.table)
+    click.echo(f"the run {said}")
+    for kind, path in curve.paths.items():
+        click.echo(f"{kind}: {cat.project.relative(path)}")
 
 
 @click.command()

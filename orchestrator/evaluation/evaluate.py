@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import inputs, ledger, steps
+from orchestrator import inputs, ledger, outputs, steps
 from orchestrator.answers import extract
 from orchestrator.datasets import check_rows, client_text
 from orchestrator.errors import OrchError
@@ -153,10 +153,32 @@ class Scored:
 
     run: Run  # the training run
     subject: str = ADAPTER
+    checkpoint: str | None = None  # a checkpoint-N folder of the run: its adapter at that step
 
     def __post_init__(self) -> None:
         if self.subject not in MODEL_SUBJECTS:
             raise OrchError(f"cannot score subject {self.subject!r} with a model", fix=f"one of {MODEL_SUBJECTS}")
+        if self.checkpoint is not None and self.subject != ADAPTER:
+            raise OrchError(f"a checkpoint holds an adapter, not the {self.subject} model", fix="drop --checkpoint")
+
+    def model_dir(self, project: Project) -> Path:
+        """The folder the scored model is loaded from (the output folder, or one complete checkpoint in it)."""
+        out = run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
+        if self.checkpoint is None:
+            return out
+        path = out / self.checkpoint
+        if outputs.CHECKPOINT_RE.match(self.checkpoint) is None or not path.is_dir():
+            have = ", ".join(p.name for p in outputs.checkpoints(out)) or "none"
+            raise OrchError(f"{project.relative(out)} has no {self.checkpoint}", fix=f"one of: {have}")
+        problems = outputs.checkpoint_problems(path)
+        if problems:
+            raise OrchError(f"{project.relative(path)} is incomplete: {'; '.join(problems)}", fix="score another one")
+        return path
+
+    def eval_dir(self, project: Project, split: str, mode: str) -> Path:
+        """Where this evaluation's predictions and metrics go (the layout decides)."""
+        out = run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
+        return out / Layout.eval_subpath(split, mode, self.subject, self.checkpoint)
 
 
 def evaluate(
@@ -197,7 +219,7 @@ def evaluate_decodings(
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = gold_rows(project, task, split, limit)
     train_dir = run_output_dir(project, scored.run)
-    model_dir = run_output_dir(project, scored.run.sibling(Layout.scored_stage(scored.subject)))
+    model_dir = scored.model_dir(project)
     config = training_config(project, train_dir)
     check_trained_on(project, task, train_dir, config)
     model, tokenizer, template_name = load_for_eval(
@@ -236,8 +258,9 @@ def evaluate_decodings(
             "max_new_tokens": budget if mode == "free" else None,
             "batch_size": size,
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
+            **({"checkpoint": scored.checkpoint} if scored.checkpoint else {}),
         }
-        out_dir = model_dir / Layout.eval_subpath(split, mode, scored.subject)
+        out_dir = scored.eval_dir(project, split, mode)
         probabilities = [d.probabilities for d in items]
         point = chosen if mode == "constrained" else None
         results[mode] = _write(task, rows, [d.raw for d in items], probabilities, out_dir, meta, point)
@@ -319,6 +342,7 @@ def _write(
         scores = op.risk_scores(task, probabilities)
         metrics["risk"]["operating_point"] = op.operating_point(task, chosen, scores, positives)
         metrics["risk"]["curve"] = op.curve(scores, positives)
+        metrics["risk"]["positive_ranks"] = op.positive_ranks(scores, positives)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = out_dir / "predictions.jsonl"
     write_text_atomic(predictions, "\n".join(lines) + "\n")

@@ -87,3 +87,17 @@ def curve(scores: list[float | None], positives: list[bool]) -> list[dict[str, f
         rates = at_threshold(scores, positives, threshold)
         points.append({"threshold": threshold, **{key: rates[key].value for key in ("recall", "precision", "flagged")}})
     return points
+
+
+def positive_ranks(scores: list[float | None], positives: list[bool]) -> list[int | None]:
+    """Where each at-risk example ranks by P(risk) among all examples (1: the highest), worst case on ties.
+
+    The rank is how many examples score at least as high, so a model that gives every example the same
+    P(risk) ranks its at-risk ones last: it separates nothing. No score: None.
+    """
+    known = [s for s in scores if s is not None]
+    return [
+        None if s is None else sum(other >= s for other in known)
+        for s, positive in zip(scores, positives, strict=True)
+        if positive
+    ]

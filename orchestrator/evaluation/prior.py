@@ -24,6 +24,7 @@ from orchestrator.task import Task
 NEARLY_ALL = 0.95
 MIN_INPUTS = 5  # fewer identical answers say nothing about collapse
 VERDICT = "learned the label prior only"
+RISK_SEPARATION = "risk separation"
 
 
 def compared_rates(task: Task, metrics: dict[str, Any]) -> dict[str, float | None]:
@@ -34,19 +35,24 @@ def compared_rates(task: Task, metrics: dict[str, Any]) -> dict[str, float | Non
     return out
 
 
+def beyond_prior(task: Task, metrics: dict[str, Any], majority: dict[str, Any]) -> list[str]:
+    """What `metrics` beat the majority baseline on beyond noise (`rates` keys; `risk separation`)."""
+    rates = metrics.get("rates") or {}
+    won = [key for key, value in compared_rates(task, majority).items() if beats(rates.get(key), value)]
+    if task.has_risk and separated(rates.get("risk.any_risk_recall"), rates.get("risk.false_alarm_rate")):
+        won.append(RISK_SEPARATION)
+    return won
+
+
 def prior_collapse(task: Task, metrics: dict[str, Any], majority: dict[str, Any] | None) -> str | None:
     """Why `metrics` show a model that learned only the label prior, or None (also when it cannot be told)."""
     share = (metrics.get("answers") or {}).get("most_common_share") or {}
     n = share.get("n")
     if isinstance(n, int) and n >= MIN_INPUTS and share["k"] / n >= NEARLY_ALL:
         return f"the same answer to {share['k']}/{n} inputs"
-    rates = metrics.get("rates")
-    if not rates or majority is None or majority.get("split") != metrics.get("split"):
+    if not metrics.get("rates") or majority is None or majority.get("split") != metrics.get("split"):
         return None
-    reference = compared_rates(task, majority)
-    if any(beats(rates.get(key), value) for key, value in reference.items()):
-        return None
-    if task.has_risk and separated(rates.get("risk.any_risk_recall"), rates.get("risk.false_alarm_rate")):
+    if beyond_prior(task, metrics, majority):
         return None
     what = "all fields, each field" + (", separating at-risk examples from the others" if task.has_risk else "")
     return f"beats the majority baseline beyond noise on nothing ({what})"
