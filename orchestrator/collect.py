@@ -22,8 +22,8 @@ from typing import Any
 
 from orchestrator import ledger, outputs, steps, throughput
 from orchestrator.errors import OrchError
-from orchestrator.evaluation.prior import prior_collapse
-from orchestrator.evaluation.stats import FEW_POSITIVES, rate_text, separated
+from orchestrator.evaluation.prior import BEYOND, COLLAPSED, UNKNOWN, PriorJudgement, judge_prior
+from orchestrator.evaluation.stats import FEW_POSITIVES, checked_rates, rate_text, separated
 from orchestrator.fileio import write_text_atomic
 from orchestrator.layout import (
     ADAPTER,
@@ -56,6 +56,7 @@ class Row:
     run_dir: Path | None  # the training run's output folder (None for a model-free baseline)
     rates: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> its count and interval
     subject: str = ADAPTER
+    prior: PriorJudgement | None = None  # None: a baseline (a reference, not judged)
 
     def cell(self, column: str) -> str:
         """A column's text: a rate with its k/n and 95% interval, other values as they are."""
@@ -164,6 +165,11 @@ def evaluated(project: Project, task: Task) -> list[tuple[Path, dict[str, Any], 
     found = []
     for path in layout.metrics_files():
         metrics = read_metrics(path)
+        if (bad := checked_rates(metrics)) is not None:
+            raise OrchError(
+                f"{project.relative(path)}: `{bad}` is not what orch writes (counts k <= n, objects)",
+                fix="re-run the evaluation that wrote it (orch eval ...), or move the file aside",
+            )
         ident = layout.identify(path, metrics)
         if ident.task == task.name:
             found.append((path, metrics, ident))
@@ -187,10 +193,16 @@ def with_majority(
     ]
 
 
-def collect(project: Project, task: Task, sort: str | None = None, threshold: float | None = None) -> list[Row]:
-    """Rows for every evaluation of `task` (with the majority baseline), sorted best first, risk flagged."""
+def judged_rows(
+    project: Project,
+    task: Task,
+    found: list[tuple[Path, dict[str, Any], EvalIdentity]],
+    threshold: float | None = None,
+) -> list[Row]:
+    """A row per evaluation, judged: the prior-collapse rule against the majority baseline found beside it
+    (on the same split), and the risk-recall flag. The one place both `orch collect` and `orch diagnose` judge.
+    """
     threshold = task.min_risk_recall if threshold is None else threshold
-    found = with_majority(project, task, evaluated(project, task))
     majority = {m.get("split"): m for _, m, ident in found if ident.subject == MAJORITY}
     rows = []
     for path, metrics, ident in found:
@@ -198,11 +210,17 @@ def collect(project: Project, task: Task, sort: str | None = None, threshold: fl
         if task.has_risk:
             recall = row.values.get("any_risk_recall")
             row.values[RISK_LOW] = recall is not None and recall < threshold
+        row.values[PRIOR_ONLY] = None
         if ident.subject not in BASELINE_KINDS:
-            row.values[PRIOR_ONLY] = prior_collapse(task, metrics, majority.get(metrics.get("split"))) or ""
-        else:
-            row.values[PRIOR_ONLY] = None
+            row.prior = judge_prior(task, metrics, majority.get(metrics.get("split")))
+            row.values[PRIOR_ONLY] = {COLLAPSED: row.prior.reason, BEYOND: ""}.get(row.prior.state)
         rows.append(row)
+    return rows
+
+
+def collect(project: Project, task: Task, sort: str | None = None, threshold: float | None = None) -> list[Row]:
+    """Rows for every evaluation of `task` (with the majority baseline), sorted best first, risk flagged."""
+    rows = judged_rows(project, task, with_majority(project, task, evaluated(project, task)), threshold)
     sort = sort or default_sort(task)
     if rows and sort not in rows[0].values:
         raise OrchError(f"cannot sort by {sort!r}", fix=f"columns: {', '.join(rows[0].values)}")
@@ -355,16 +373,19 @@ def row_verdict(row: Row, task: Task) -> str:
     """NOT USABLE / USABLE AT THE VAL THRESHOLD / CANDIDATE, with the reasons that decide it."""
     values, target = row.values, task.min_risk_recall
     reasons, bad = [], False
+    head = "CANDIDATE"
     if values.get(PRIOR_ONLY):
         what = "no better than the label prior" if row.subject == BASE else "learned the label prior only"
         reasons.append(f"{what} ({values[PRIOR_ONLY]})")
         bad = True
-    head = "CANDIDATE"
+    elif row.prior is not None and row.prior.state == UNKNOWN:
+        reasons.append(f"whether it beats the label prior cannot be told ({row.prior.reason})")
+        head = "NOT JUDGED"
     if task.has_risk:
         risk_text, risk_bad, at_point = _risk_verdict(row, target)
         reasons.append(risk_text)
         bad = bad or risk_bad
-        head = "USABLE AT THE VAL THRESHOLD" if at_point else head
+        head = "USABLE AT THE VAL THRESHOLD" if at_point and head == "CANDIDATE" else head
     valid = values.get("valid_rate")
     if isinstance(valid, float) and valid < 1.0:
         reasons.append(f"{1 - valid:.0%} of its outputs are not valid answers")
@@ -398,7 +419,10 @@ def _risk_verdict(row: Row, target: float) -> tuple[str, bool, bool]:
         recall = values.get(column)
         if not ok and recall is not None and recall >= target:
             where = "by argmax" if column == "any_risk_recall" else "at the threshold"
-            text += f"; {where} it flags {row.cell(flagged)} of the others too: no better than flagging at random"
+            text += (
+                f"; {where} it flags {row.cell(flagged)} of the others too: it does not separate at-risk "
+                "examples from the others beyond noise"
+            )
     return text, not (argmax_ok or point_ok), point_ok and not argmax_ok
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import outputs, stages
+from orchestrator.collect import PRIOR_ONLY, RISK_LOW, Row, evaluated, judged_rows, row_verdict
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.prior import VERDICT as PRIOR_VERDICT
-from orchestrator.evaluation.prior import prior_collapse
-from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, Run
+from orchestrator.evaluation.stats import FEW_POSITIVES
+from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, EvalIdentity, Layout, Run
 from orchestrator.outputs import output_status
 from orchestrator.project import Project
 from orchestrator.runs import run_output_dir
@@ -136,12 +137,14 @@ def checkpoint_findings(run_dir: Path) -> list[Finding]:
 
 
 def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding], str | None]:
-    """What orch eval measured for the run's task, and the verdict it supports (baselines are references only)."""
-    from orchestrator.collect import evaluated
+    """What orch eval measured for the run's task, and the verdict it supports (baselines are references only).
 
-    found = [(m, i) for _, m, i in evaluated(project, task) if i.run == run.sibling(stages.TRAINING)]
-    scored = [(m, i) for m, i in found if i.subject in (ADAPTER, MERGED)]
-    if not scored:
+    Each evaluation is judged exactly as `orch collect` judges its row (`collect.judged_rows`,
+    `collect.row_verdict`); the run's verdict is that of its best evaluation on the task's headline split
+    (test where it was scored there): the decoding a deployer would ship.
+    """
+    found = [item for item in evaluated(project, task) if item[2].run == run.sibling(stages.TRAINING)]
+    if not any(ident.subject in (ADAPTER, MERGED) for _, _, ident in found):
         return [
             Finding(
                 WARN,
@@ -149,68 +152,79 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
                 "not evaluated on the task: a low loss is not a good model; run `orch eval` (constrained and free)",
             )
         ], None
-    splits = {str(m.get("split")) for m, _ in scored} & set(task.datasets)
-    majority = {split: m for split in splits if (m := _majority(project, task, split)) is not None}
-    base = {(m.get("split"), m.get("decoding")): m for m, i in found if i.subject == BASE}
-    threshold = task.min_risk_recall
-    out, levels, collapsed = [], [], []
-    for m, ident in scored:
-        recall = (m.get("risk") or {}).get("any_risk_recall") if task.has_risk else None
-        text = f"{m.get('split')}/{m.get('decoding')}{' (merged)' if ident.subject == MERGED else ''}: " + (
-            f"valid {_pct(m.get('valid_rate'))}, all fields right {_pct(m.get('all_fields_correct'))}"
-        )
-        if task.has_risk:
-            text += f", any-risk recall {_pct(recall)}"
-        references = []
-        if (reference := base.get((m.get("split"), m.get("decoding")))) is not None:
-            references.append(f"untrained base {_pct(reference.get('all_fields_correct'))}")
-        if (prior := majority.get(m.get("split"))) is not None:
-            references.append(f"majority baseline {_pct(prior.get('all_fields_correct'))}")
-        if references:
-            text += f" (all fields right: {', '.join(references)})"
-        low = recall is not None and recall < threshold
-        unknown = task.has_risk and recall is None
-        valid = m.get("valid_rate")
-        invalid = not isinstance(valid, (int, float)) or valid < 1.0
-        level = BAD if low else WARN if invalid or unknown else OK
-        if unknown:
-            text += " (no at-risk examples in this split: risk recall unknown)"
-        out.append(Finding(level, "task", text))
-        levels.append(level)
-        if (reason := prior_collapse(task, m, majority.get(m.get("split")))) is not None:
-            collapsed.append(reason)
-            out.append(Finding(BAD, "prior", f"{m.get('split')}/{m.get('decoding')}: {PRIOR_VERDICT}: {reason}"))
-    risk_low = BAD in levels
-    low_text = f"any-risk recall below {threshold:.0%} ({task.name}'s risk.min_recall)"
-    if collapsed:
-        verdict = f"not usable: {PRIOR_VERDICT} ({collapsed[0]}), whatever the loss says"
-        if risk_low:
-            verdict += f"; {low_text}"
-    elif risk_low:
-        verdict = f"not usable: {low_text}"
-    elif WARN in levels and any(m.get("valid_rate") != 1.0 for m, _ in scored):
-        verdict = "usable only with constrained decoding (free output is not always valid)"
-    elif WARN in levels:
-        verdict = f"valid, but its risk recall is unknown: score it on a split with at-risk examples of {task.name}"
-    elif task.has_risk:
-        verdict = "valid and catches risk on this split; rank it against the others with orch collect"
-    else:
-        verdict = "valid on this split; rank it against the others (and the majority baseline) with orch collect"
-    return out, verdict
+    rows = judged_rows(project, task, [*found, *_majority_items(project, task, found)])
+    base = {(r.values.get("split"), r.values.get("decoding")): r for r in rows if r.subject == BASE}
+    majority = {r.values.get("split"): r for r in rows if r.subject == MAJORITY}
+    scored = [r for r in rows if r.subject in (ADAPTER, MERGED)]
+    out, judged = [], []
+    for row in scored:
+        verdict = row_verdict(row, task)
+        judged.append((row, verdict))
+        out.append(Finding(_level(verdict), "task", _task_text(task, row, base, majority)))
+        if row.values.get(PRIOR_ONLY):
+            out.append(Finding(BAD, "prior", f"{_where(row)}: {PRIOR_VERDICT}: {row.values[PRIOR_ONLY]}"))
+    return out, _run_verdict(task, judged)
 
 
-def _majority(project: Project, task: Task, split: str) -> dict[str, Any] | None:
-    """The majority baseline's metrics on a split, or None when the training labels cannot be read."""
+def _where(row: Row) -> str:
+    merged = " (merged)" if row.subject == MERGED else ""
+    return f"{row.values.get('split')}/{row.values.get('decoding')}{merged}"
+
+
+def _level(verdict: str) -> str:
+    if verdict.startswith("NOT USABLE"):
+        return BAD
+    return OK if verdict.startswith("CANDIDATE") and "unknown" not in verdict else WARN
+
+
+def _task_text(task: Task, row: Row, base: dict, majority: dict) -> str:
+    """One evaluation's headline numbers, each with its count and interval, beside its references."""
+    text = f"{_where(row)}: valid {row.cell('valid_rate')}, all fields right {row.cell('all_fields_correct')}"
+    if task.has_risk:
+        n = row.values.get("at_risk_n")
+        if not n:
+            text += ", any-risk recall unknown (no at-risk examples in this split)"
+        else:
+            few = " (fewer than 5 at-risk examples: anecdotal)" if n < FEW_POSITIVES else ""
+            text += f", any-risk recall {row.cell('any_risk_recall')}{few}"
+            if row.values.get("risk_threshold") is not None:
+                text += f", {row.cell('recall_at_threshold')} at the val threshold"
+    references = []
+    if (reference := base.get((row.values.get("split"), row.values.get("decoding")))) is not None:
+        references.append(f"untrained base {reference.cell('all_fields_correct')}")
+    if (prior := majority.get(row.values.get("split"))) is not None:
+        references.append(f"majority baseline {prior.cell('all_fields_correct')}")
+    return text + (f" (all fields right: {', '.join(references)})" if references else "")
+
+
+def _run_verdict(task: Task, judged: list[tuple[Row, str]]) -> str:
+    """The run's verdict: its best evaluation on the headline split, in the words of the comparison."""
+    splits = {row.values.get("split") for row, _ in judged}
+    headline = "test" if "test" in splits else sorted(str(s) for s in splits)[0]
+    candidates = [(row, verdict) for row, verdict in judged if row.values.get("split") == headline]
+    order = ("CANDIDATE", "USABLE AT THE VAL THRESHOLD", "NOT JUDGED", "NOT USABLE")
+    row, verdict = min(candidates, key=lambda rv: next(i for i, h in enumerate(order) if rv[1].startswith(h)))
+    head, _, reasons = verdict.partition(": ")
+    if head == "NOT USABLE" and (prior := row.values.get(PRIOR_ONLY)):
+        reasons = reasons.replace(f"({prior})", f"({prior}), whatever the loss says", 1)
+    low = task.has_risk and any(r.values.get(RISK_LOW) for r, _ in judged if r.values.get("split") == headline)
+    tail = f"; any-risk recall below {task.min_risk_recall:.0%} ({task.name}'s risk.min_recall)" if low else ""
+    return f"{head.lower()}: {reasons}{tail} (judged on {_where(row)})"
+
+
+def _majority_items(project: Project, task: Task, found: list) -> list[tuple[Path, dict[str, Any], EvalIdentity]]:
+    """The majority baseline on each scored split, computed and written nowhere (diagnose only reads)."""
     from orchestrator.evaluation.evaluate import baseline_metrics
 
-    try:
-        return baseline_metrics(project, task, MAJORITY, split)
-    except OrchError:
-        return None
-
-
-def _pct(value: Any) -> str:
-    return f"{value:.0%}" if isinstance(value, (int, float)) else "n/a"
+    items = []
+    for split in sorted({str(m.get("split")) for _, m, _ in found} & set(task.datasets)):
+        try:
+            metrics = baseline_metrics(project, task, MAJORITY, split)
+        except OrchError:  # no readable training labels: judged without the majority baseline
+            continue
+        path = Layout(project).baseline_dir(task.name, MAJORITY, split) / "metrics.json"
+        items.append((path, metrics, EvalIdentity(task.name, None, MAJORITY)))
+    return items
 
 
 def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str]:

@@ -200,7 +200,7 @@ def test_unknown_risk_recall_is_not_called_catching_risk(project, catalog):
     log, history = healthy_log()
     write_eval(catalog.task(), fake_run(project.root, "m", log, history), ["none"] * 12, ["none"] * 12)
     findings, verdict = diagnose(project, catalog.task(), M)
-    assert "risk recall is unknown" in verdict and "catches risk" not in verdict
+    assert "risk recall unknown" in verdict and "catches" not in verdict
     assert any("no at-risk examples" in f.message for f in findings if f.topic == "task")
 
 
@@ -215,3 +215,45 @@ def test_a_cut_off_adapter_and_flag_sorting(project, catalog):
     rows = collect(project, catalog.task(), sort=RISK_LOW)
     assert [r.values[RISK_LOW] for r in rows][0] is False  # unflagged first: best first
     assert all(r.values["trainable_params"] is None for r in rows)
+
+
+def test_diagnose_judges_as_the_comparison_does_with_counts(project, catalog, orch):
+    """Flagging every input 'suicidal' catches every risk and separates nothing: diagnose says so, as collect does."""
+    from orchestrator.collect import compare, row_verdict
+
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "self_harm", "violence"] + ["none"] * 27
+    write_eval(catalog.task(), run, ["suicidal"] * 30, gold)
+    findings, verdict = diagnose(project, catalog.task(), M)
+    row = [r for r in compare(project, catalog.task()).rows if r.values["model"] == "m"][0]
+    assert verdict.startswith("not usable:") and row_verdict(row, catalog.task()).startswith("NOT USABLE")
+    assert "does not separate at-risk examples" in verdict
+    task_line = [f for f in findings if f.topic == "task"][0]
+    assert task_line.level == "problem" and "1.000 (3/3, 0.44-1.00)" in task_line.message
+    assert "anecdotal" in task_line.message and "(30/30," in task_line.message  # valid, with its count
+
+
+def test_the_verdict_comes_from_the_test_split_not_any_split(project, catalog):
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "self_harm", "violence", "suicidal", "self_harm"] + ["none"] * 25
+    write_eval(catalog.task(), run, gold, gold)  # test: every label right
+    val = json.loads((run / "eval/test/constrained/metrics.json").read_text())
+    write_json_atomic(run / "eval/val/constrained/metrics.json", {**val, "split": "val", "risk": None})
+    _, verdict = diagnose(project, catalog.task(), M)
+    assert verdict.startswith("candidate:") and "(judged on test/constrained)" in verdict, verdict
+
+
+def test_a_malformed_metrics_file_is_named_not_a_crash(project, catalog, orch):
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    write_eval(catalog.task(), run, ["none"] * 6, ["none"] * 6)
+    path = run / "eval/test/constrained/metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["rates"]["all_fields_correct"] = {"k": 9, "n": 6}
+    write_json_atomic(path, metrics)
+    result = orch("collect")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "saves/m/lora/sft/eval/test/constrained/metrics.json" in result.output
+    assert "rates.all_fields_correct" in result.output

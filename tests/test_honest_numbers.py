@@ -202,7 +202,7 @@ def test_verdicts_explain_themselves(catalog):
     assert row_verdict(_row(risk, good), task).startswith("CANDIDATE: catches 1.000 (10/10")
     alarmist = {"any_risk_recall": Rate(10, 10).as_dict(), "false_alarm_rate": Rate(50, 50).as_dict()}
     verdict = row_verdict(_row(risk, alarmist), task)
-    assert verdict.startswith("NOT USABLE") and "no better than flagging at random" in verdict
+    assert verdict.startswith("NOT USABLE") and "does not separate at-risk examples" in verdict
     point = {
         **risk,
         "any_risk_recall": 0.2,
@@ -230,3 +230,53 @@ def test_verdicts_explain_themselves(catalog):
         row_verdict(_row({"valid_rate": 1.0}, {}), no_risk)
         == "CANDIDATE: valid, and beyond the label prior on this split"
     )
+
+
+def test_the_prior_judgement_says_when_it_cannot_tell(catalog):
+    from orchestrator.collect import row_verdict
+    from orchestrator.evaluation.prior import BEYOND, COLLAPSED, UNKNOWN, PriorJudgement, judge_prior
+
+    task = catalog.task()
+    gold = _gold(40)
+    constant = {"depression_level": 0, "anxiety_level": 0, "risk_flag": "none", "student_distress_score": 0}
+    majority = _scored(task, gold, [constant] * 40)
+    old = {"split": "test", "all_fields_correct": 0.5, "answers": {"distinct": 7}}
+    assert judge_prior(task, old, majority).state == UNKNOWN
+    assert "score it again" in judge_prior(task, old, majority).reason
+    shifted = _scored(task, gold, [{**constant, "depression_level": 3}] * 20 + [constant] * 20)
+    assert judge_prior(task, shifted, None).state == UNKNOWN
+    half = _scored(task, gold, [{**constant, "depression_level": 3}] * 20 + [constant] * 20)
+    del half["rates"]["risk.false_alarm_rate"]  # a file from before the false-alarm count was kept
+    assert judge_prior(task, half, majority).state == UNKNOWN
+    assert "risk.false_alarm_rate" in judge_prior(task, half, majority).reason
+    assert judge_prior(task, _scored(task, gold, gold), majority).state == BEYOND
+    # Every output invalid is a broken model, not "the same answer": the rates rule judges it.
+    broken = _scored(task, gold, [None] * 40)
+    assert "same answer" not in judge_prior(task, broken, majority).reason
+    assert judge_prior(task, broken, majority).state == COLLAPSED
+    # Gold that is (nearly) one answer itself: a perfect model that gives it is not called collapsed.
+    same_gold = [constant] * 19 + [{**constant, "risk_flag": "suicidal"}]
+    perfect = _scored(task, same_gold, same_gold)
+    assert judge_prior(task, perfect, _scored(task, same_gold, [constant] * 20)).state == BEYOND
+    # A row that cannot be judged is not a candidate.
+    row = _row({"valid_rate": 1.0, "at_risk_n": 10, "any_risk_recall": 1.0}, {})
+    row.prior = PriorJudgement(UNKNOWN, "no majority baseline on the same split to compare with")
+    assert row_verdict(row, task).startswith("NOT JUDGED: whether it beats the label prior cannot be told (no majority")
+
+
+def test_stored_counts_are_checked_and_their_intervals_recomputed():
+    from orchestrator.evaluation.stats import checked_rates
+
+    metrics = {"rates": {"a": {"k": 3, "n": 10}}, "answers": {"most_common_share": {"k": 5, "n": 10}}}
+    assert checked_rates(metrics) is None and metrics["rates"]["a"]["low"] == pytest.approx(wilson(3, 10)[0])
+    for bad, where in (
+        ({"rates": {"x": {"k": 9, "n": 7}}}, "rates.x"),
+        ({"rates": {"x": {"k": None, "n": 7}}}, "rates.x"),
+        ({"rates": {"x": {"k": True, "n": 7}}}, "rates.x"),
+        ({"rates": [1]}, "rates"),
+        ({"answers": {"most_common_share": {"k": None, "n": 3}}}, "answers.most_common_share"),
+        ({"fields": [1, 2]}, "fields"),
+        ({"fields": {"f": 3}}, "fields"),
+        ({"risk": "high"}, "risk"),
+    ):
+        assert checked_rates(bad) == where

@@ -153,7 +153,7 @@ def score(
     out["all_fields_correct"] = _safe_div(all_right, n)
     out["fields"] = fields
     out["rates"] = {key: rate.as_dict() for key, rate in _rates(out, sum(valid), all_right).items()}
-    out["answers"] = answer_spread(task, pred, valid)
+    out["answers"] = answer_spread(task, pred, valid, gold)
     return out
 
 
@@ -175,11 +175,22 @@ def _rates(metrics: dict[str, Any], valid: int, all_right: int) -> dict[str, Rat
     return rates
 
 
-def answer_spread(task: Task, pred: list[dict[str, Any] | None], valid: list[bool]) -> dict[str, Any]:
+def answer_spread(
+    task: Task, pred: list[dict[str, Any] | None], valid: list[bool], gold: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """How varied the answers are: distinct answers, and the most common one with its share (k/n).
 
-    An invalid answer counts as the answer "invalid".
+    An invalid answer counts as the answer "invalid". With `gold`, also the share of the most common gold
+    answer (`gold_most_common_share`): one answer to every input says nothing where the gold is one answer too.
     """
+    spread = _spread(task, pred, valid)
+    if gold is not None:
+        counts = Counter(tuple(row.get(k) for k in task.field_names) for row in gold)
+        spread["gold_most_common_share"] = Rate(max(counts.values(), default=0), len(gold)).as_dict()
+    return spread
+
+
+def _spread(task: Task, pred: list[dict[str, Any] | None], valid: list[bool]) -> dict[str, Any]:
     answers = Counter(
         tuple((row or {}).get(k) for k in task.field_names) if ok else "invalid"
         for row, ok in zip(pred, valid, strict=True)

@@ -80,3 +80,46 @@ def beats(rate: dict[str, Any] | None, reference: float | None) -> bool:
     if not rate or rate.get("low") is None or reference is None:
         return False
     return float(rate["low"]) > reference
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def stored_rate(value: Any) -> dict[str, Any] | None:
+    """A stored `{k, n, ...}` rate with its interval recomputed from k/n; None when it is not one (k > n, ...)."""
+    if not isinstance(value, dict):
+        return None
+    k, n = _count(value.get("k")), _count(value.get("n"))
+    if k is None or n is None or k > n:
+        return None
+    return Rate(k, n).as_dict()
+
+
+def checked_rates(metrics: dict[str, Any]) -> str | None:
+    """Normalise a metrics.json's stored counts in place (intervals from k/n); the first malformed key, or None.
+
+    Files from other versions or hand edits must not crash a comparison, nor be judged on half a rate.
+    """
+    places: list[tuple[dict[str, Any], str, str]] = []
+    rates = metrics.get("rates")
+    if rates is not None and not isinstance(rates, dict):
+        return "rates"
+    places += [(rates, key, f"rates.{key}") for key in rates or {}]
+    answers = metrics.get("answers")
+    if answers is not None and not isinstance(answers, dict):
+        return "answers"
+    for key in ("most_common_share", "gold_most_common_share"):
+        if answers and key in answers:
+            places.append((answers, key, f"answers.{key}"))
+    for holder, key, where in places:
+        rate = stored_rate(holder[key])
+        if rate is None:
+            return where
+        holder[key] = rate
+    fields = metrics.get("fields") or {}
+    if not isinstance(fields, dict) or not all(isinstance(v, dict) for v in fields.values()):
+        return "fields"
+    if not isinstance(metrics.get("risk") or {}, dict):
+        return "risk"
+    return None
