@@ -280,3 +280,25 @@ def test_stored_counts_are_checked_and_their_intervals_recomputed():
         ({"risk": "high"}, "risk"),
     ):
         assert checked_rates(bad) == where
+
+
+def test_without_a_val_split_the_reason_is_said_and_ranks_are_still_kept(catalog, tmp_path):
+    import dataclasses
+
+    from orchestrator.evaluation.evaluate import _no_val_split, _write
+
+    task = catalog.task()
+    no_val = dataclasses.replace(task, datasets={k: v for k, v in task.datasets.items() if k != "val"})
+    threshold, reason = _no_val_split(no_val, "test", ("constrained",))
+    assert threshold is None and "has no val split" in reason
+    assert _no_val_split(task, "test", ("constrained",)) is None and _no_val_split(no_val, "test", ("free",)) is None
+    gold = _gold(6)
+    rows = [{"id": i, "gold": g} for i, g in enumerate(gold)]
+    raws = [task.canonical_answer(g) for g in gold]
+    probs = [{"risk_flag": {"none": 0.2 if task.at_risk(g) else 0.9, "suicidal": 0.1}} for g in gold]
+    result = _write(no_val, rows, raws, probs, tmp_path / "out", {"split": "test"}, (threshold, reason))
+    risk = result.metrics["risk"]
+    assert risk["operating_point"]["threshold"] is None and "no val split" in summary(result.metrics)
+    assert risk["positive_ranks"] and all(r <= sum(map(task.at_risk, gold)) for r in risk["positive_ranks"])
+    plain = _write(no_val, rows, raws, probs, tmp_path / "plain", {"split": "test"})
+    assert "operating_point" not in plain.metrics["risk"] and plain.metrics["risk"]["curve"]

@@ -30,6 +30,8 @@ def test_mean_loss_is_the_window_since_the_previous_checkpoint():
     losses = [(1, 4.0), (2, 2.0), (3, 1.0), (4, 3.0)]
     assert mean_loss(losses, 0, 2) == 3.0 and mean_loss(losses, 2, 4) == 2.0
     assert mean_loss(losses, 4, 6) is None
+    resumed = losses + [(3, 0.5), (4, 0.5)]  # a resume repeats the steps after its checkpoint: the last one counts
+    assert mean_loss(resumed, 2, 4) == 0.5
 
 
 def _metrics(task, gold_risk, pred_risk, constant=False, split="test"):
@@ -106,3 +108,10 @@ def test_learning_curve_scores_each_checkpoint_own_adapter(project, catalog, orc
     assert cut.exit_code != 0 and "incomplete" in cut.output and "optimizer.pt" in cut.output
     with_base = orch("eval", "tiny-qwen3/lora", "--checkpoint", "4", "--base")
     assert with_base.exit_code != 0 and "--checkpoint" in with_base.output
+
+
+def test_checkpoint_arguments_that_name_nothing_are_clear_errors(project, orch):
+    for value in ("²", "", "checkpoint-abc", "../x", "all"):
+        result = orch("eval", "tiny-qwen3/lora", "--checkpoint", value)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (value, result.output)
+        assert "has no output folder" in result.output and "train it first" in result.output

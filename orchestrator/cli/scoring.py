@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -79,7 +80,7 @@ def eval_cmd(
     if checkpoint == "all":
         _learning_curve(cat, task_obj, parsed.sibling(TRAINING), split, batch_size, decoding, limit)
         return
-    if checkpoint is not None and checkpoint.isdigit():
+    if checkpoint is not None and re.fullmatch(r"[0-9]+", checkpoint, flags=re.ASCII):
         checkpoint = f"checkpoint-{int(checkpoint)}"
     if predictions is not None:
         results = [score_predictions_file(cat.project, task_obj, predictions.resolve())]

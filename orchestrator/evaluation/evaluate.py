@@ -166,10 +166,14 @@ class Scored:
         out = run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
         if self.checkpoint is None:
             return out
+        if not out.is_dir():
+            raise OrchError(f"{self.run.name} has no output folder ({project.relative(out)})", fix="train it first")
         path = out / self.checkpoint
         if outputs.CHECKPOINT_RE.match(self.checkpoint) is None or not path.is_dir():
-            have = ", ".join(p.name for p in outputs.checkpoints(out)) or "none"
-            raise OrchError(f"{project.relative(out)} has no {self.checkpoint}", fix=f"one of: {have}")
+            have = ", ".join(p.name for p in outputs.checkpoints(out) if outputs.is_complete(p)) or "none"
+            raise OrchError(
+                f"{project.relative(out)} has no checkpoint {self.checkpoint!r}", fix=f"complete ones: {have}"
+            )
         problems = outputs.checkpoint_problems(path)
         if problems:
             raise OrchError(f"{project.relative(path)} is incomplete: {'; '.join(problems)}", fix="score another one")
@@ -237,10 +241,11 @@ def evaluate_decodings(
         if progress:
             progress(offset + done, total)
 
-    chosen = None
+    chosen = _no_val_split(task, split, decodings) if operating_point else None
     if val_rows:  # the risk threshold is chosen on val before the split is scored
         val = _decode_all(model, tokenizer, task, val_prompts, ("constrained",), 1, size, lambda d, _t: report(d, 0))
-        chosen = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]])
+        threshold, reason = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]])
+        chosen = threshold, reason + (f" (the first {limit} val examples: --limit)" if limit else "")
     started = time.perf_counter()
     offset = len(val_rows)
     decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
@@ -271,6 +276,13 @@ def _threshold_on(task: Task, rows: list[dict], probabilities: list[Any]) -> tup
     """The risk threshold chosen on these (val) rows for the task's target recall."""
     positives = [task.at_risk(row["gold"]) for row in rows]
     return op.choose_threshold(op.risk_scores(task, probabilities), positives, task.min_risk_recall)
+
+
+def _no_val_split(task: Task, split: str, decodings: tuple[str, ...]) -> tuple[None, str] | None:
+    """Why no risk threshold can be chosen for `split` when the task has no val split (None: it has one)."""
+    if not task.has_risk or "constrained" not in decodings or split == op.CHOSEN_ON or op.CHOSEN_ON in task.datasets:
+        return None
+    return None, f"task {task.name} has no {op.CHOSEN_ON} split to choose a threshold on"
 
 
 def _val_rows(
@@ -337,10 +349,11 @@ def _write(
     chosen: tuple[float | None, str] | None = None,
 ) -> EvalResult:
     lines, metrics = _score(task, rows, raws, probabilities, meta)
-    if chosen is not None and metrics.get("risk"):
+    scores = op.risk_scores(task, probabilities) if metrics.get("risk") else []
+    if any(s is not None for s in scores):  # constrained decoding: P(risk) for every example
         positives = [task.at_risk(row["gold"]) for row in rows]
-        scores = op.risk_scores(task, probabilities)
-        metrics["risk"]["operating_point"] = op.operating_point(task, chosen, scores, positives)
+        if chosen is not None:
+            metrics["risk"]["operating_point"] = op.operating_point(task, chosen, scores, positives)
         metrics["risk"]["curve"] = op.curve(scores, positives)
         metrics["risk"]["positive_ranks"] = op.positive_ranks(scores, positives)
     out_dir.mkdir(parents=True, exist_ok=True)

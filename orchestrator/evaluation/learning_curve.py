@@ -22,7 +22,7 @@ from orchestrator import outputs
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.evaluate import Scored, baseline_metrics, evaluate_decodings
 from orchestrator.evaluation.metrics import operating_point_text
-from orchestrator.evaluation.prior import VERDICT, beyond_prior, prior_collapse
+from orchestrator.evaluation.prior import BEYOND, COLLAPSED, VERDICT, judge_prior
 from orchestrator.evaluation.stats import rate_text
 from orchestrator.fileio import write_json_atomic, write_text_atomic
 from orchestrator.layout import MAJORITY, Layout, Run
@@ -73,7 +73,10 @@ def left_prior_text(step: int | None) -> str:
 
 def complete_checkpoints(project: Project, run: Run) -> list[Path]:
     """The run's checkpoints training could resume from, in step order (the ones worth scoring)."""
-    found = [p for p in outputs.checkpoints(run_output_dir(project, run)) if outputs.is_complete(p)]
+    out = run_output_dir(project, run)
+    if not out.is_dir():
+        raise OrchError(f"{run.name} has no output folder ({project.relative(out)})", fix="train it first")
+    found = [p for p in outputs.checkpoints(out) if outputs.is_complete(p)]
     if not found:
         raise OrchError(
             f"{run.name} has no complete checkpoint to score",
@@ -91,8 +94,11 @@ def step_of(checkpoint: Path) -> int:
 
 
 def mean_loss(losses: list[tuple[int, float]], after: int, upto: int) -> float | None:
-    """The mean of the training losses logged at steps in (after, upto]: one batch's loss is noise."""
-    window = [loss for step, loss in losses if after < step <= upto]
+    """The mean of the training losses logged at steps in (after, upto]: one batch's loss is noise.
+
+    A step logged twice (a resumed run repeats the steps after its checkpoint) counts once, as last logged.
+    """
+    window = [loss for step, loss in dict(losses).items() if after < step <= upto]
     return sum(window) / len(window) if window else None
 
 
@@ -129,7 +135,7 @@ def learning_curve(
         previous = step
     majority = baseline_metrics(project, task, MAJORITY, split)
     rows = [curve_row(task, point, majority) for point in points]
-    left = next((p.step for p in points if prior_collapse(task, p.metrics, majority) is None), None)
+    left = next((p.step for p in points if judge_prior(task, p.metrics, majority).state == BEYOND), None)
     table = curve_table(rows)
     paths = _write(project, run, split, points, rows, table, left)
     return LearningCurve(points, rows, table, left, paths)
@@ -148,11 +154,11 @@ def curve_row(task: Task, point: CurvePoint, majority: dict[str, Any]) -> dict[s
     risk = metrics.get("risk") or {}
     point_at = risk.get("operating_point") or {}
     ranks = risk.get("positive_ranks")
-    collapse = prior_collapse(task, metrics, majority)
-    if collapse:
-        verdict = f"{VERDICT}: {collapse}"
-    else:
-        verdict = "beyond the prior on: " + (", ".join(beyond_prior(task, metrics, majority)) or "n/a")
+    judged = judge_prior(task, metrics, majority)
+    verdict = {
+        COLLAPSED: f"{VERDICT}: {judged.reason}",
+        BEYOND: f"beyond the prior on: {judged.reason}",
+    }.get(judged.state, f"cannot tell: {judged.reason}")
     return {
         "step": str(point.step),
         "train loss": "n/a" if point.loss is None else f"{point.loss:.3f}",
