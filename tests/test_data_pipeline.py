@@ -310,7 +310,9 @@ def test_oversampling_repeats_at_risk_train_rows_to_the_share(catalog, share, ad
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"oversample_risk": 1.5}, "not a share in [0, 1)"),
+        ({"oversample_risk": 1.5}, "not a share in [0, 0.5)"),
+        ({"oversample_risk": 0.5}, "not a share in [0, 0.5)"),
+        ({"oversample_risk": 0.999}, "would make them the label prior"),
         ({"oversample_risk": "lots"}, "not a share"),
         ({"oversample_risk": True}, "not a share"),
         ({"oversampel_risk": 0.2}, "data.prepare.oversampel_risk: unknown setting"),
@@ -358,3 +360,58 @@ def test_prepare_windows_end_to_end_records_counts_and_oversampling(project, cat
         assert len(at_risk) / len(train) >= 0.3 and stats["oversampling"]["rows_added"] > 0
     report = check(catalog.task(), [project.root / f"data/student_mental/{s}.jsonl" for s in ("train", "val", "test")])
     assert not report["overlap"]  # no window (and no repeat) of a dialogue crosses splits
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_class_with_a_dialogue_per_split_is_in_every_split(catalog, seed):
+    """Random corpora of multi-label dialogues and skewed fractions: the split guarantee holds for each class."""
+    import random
+
+    from orchestrator.data.dialogue import dialogue_of
+    from orchestrator.data.pipeline import split_by_dialogue
+
+    task = catalog.task()
+    rng = random.Random(seed)
+    classes = ["suicidal", "self_harm", "violence"]
+    rows = []
+    for d in range(rng.randint(8, 60)):
+        labels = ["none"] + [c for c in classes if rng.random() < 0.12]
+        rows += [_row(task, f"g{seed}d{d:02}#w{k}", label) for k, label in enumerate(labels, 1)]
+    fractions = rng.choice(
+        [{"train": 0.8, "val": 0.1, "test": 0.1}, {"train": 0.2, "val": 0.4, "test": 0.4}, {"train": 0.9, "test": 0.1}]
+    )
+    risk = lambda r: json.loads(r["output"])["risk_flag"]  # noqa: E731
+    splits = split_by_dialogue(rows, risk, fractions)
+    assert sorted(r["id"] for s in splits.values() for r in s) == sorted(r["id"] for r in rows)
+    owner = {dialogue_of(r["id"]): name for name, s in splits.items() for r in s}
+    assert len(owner) == len({dialogue_of(r["id"]) for r in rows})  # a dialogue in one split only
+    for cls in classes:
+        holding = {dialogue_of(r["id"]) for r in rows if risk(r) == cls}
+        if len(holding) >= len(fractions):
+            assert {owner[d] for d in holding} == set(fractions), (cls, seed, fractions)
+
+
+def test_the_reported_multi_label_case_keeps_suicidal_in_val():
+    """Three suicidal dialogues, one of them also violent (its stratum: violence): val still gets one."""
+    from orchestrator.data.pipeline import split_by_dialogue
+
+    labels = {"sui0": ["suicidal"], "sui1": ["suicidal"], "mix1": ["suicidal", "violence"]}
+    labels.update({f"n{i}": ["none"] for i in range(12)})
+    rows = [{"id": f"{d}#w{k}", "risk": c} for d, cs in labels.items() for k, c in enumerate(cs, 1)]
+    splits = split_by_dialogue(rows, lambda r: r["risk"], {"train": 0.8, "val": 0.1, "test": 0.1})
+    for name, split_rows in splits.items():
+        assert "suicidal" in {r["risk"] for r in split_rows}, name
+
+
+def test_oversampling_a_task_without_risk_is_refused_from_the_command_line_too(catalog):
+    import dataclasses
+
+    from orchestrator.data.pipeline import check_share
+
+    task = catalog.task()
+    no_risk = dataclasses.replace(task, risk_field=None, risk_negative=None)
+    with pytest.raises(OrchError, match=re.escape("--oversample needs a `risk:` field")):
+        check_share(no_risk, 0.3, "the command line", "--oversample")
+    with pytest.raises(OrchError, match=re.escape("--oversample: 0.7 is not a share")):
+        check_share(task, 0.7, "the command line", "--oversample")
+    check_share(no_risk, 0, "the command line", "--oversample")  # none asked: fine

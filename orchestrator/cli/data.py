@@ -155,7 +155,7 @@ def data_prepare(labeled, split_spec, oversample, task) -> None:
     cat = catalog()
     task_obj = cat.task(task)
     if oversample is not None:
-        check_share(oversample, "--oversample")
+        check_share(task_obj, oversample, "the command line", "--oversample")
     counts = prepare(task_obj, labeled, split_fractions(task_obj, split_spec), cat.project.root, oversample)
     write_files({cat.project.configs / "dataset_info.json": render_dataset_info(cat)})
     for split, info in counts.items():

@@ -6,6 +6,7 @@ says what it did and what it dropped, and why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -418,10 +419,48 @@ def split_by_dialogue(
         for group, members in groups.items()
     ]
     split_units = stratified_split(units, lambda u: u["stratum"], fractions)
+    where = {unit["id"]: name for name, chosen in split_units.items() for unit in chosen}
+    labels = {group: {label(r) for r in members} for group, members in groups.items()}
+    _cover_every_split(where, labels, list(fractions), counts)
     return {
-        name: sorted((r for unit in chosen for r in groups[unit["id"]]), key=lambda r: r["id"])
-        for name, chosen in split_units.items()
+        name: sorted(
+            (r for group, split in where.items() if split == name for r in groups[group]), key=lambda r: r["id"]
+        )
+        for name in fractions
     }
+
+
+def _cover_every_split(where: dict[str, str], labels: dict[str, set[str]], names: list[str], counts: Counter) -> None:
+    """Move whole dialogues so that each class found in at least one dialogue per split is in every split.
+
+    A dialogue is stratified by its rarest label, so a class that is also in dialogues of another stratum
+    can miss a split. Rarest class first, a split without it takes one of its dialogues from the split that
+    has the most (at least two), choosing one whose other labels stay in the donor split; deterministic.
+    """
+    for cls in sorted(counts, key=lambda c: (counts[c], c)):
+        holding = sorted(d for d, found in labels.items() if cls in found)
+        if len({*holding}) < len(names):
+            continue
+        for target in names:
+            if any(where[d] == target for d in holding):
+                continue
+            by_split = Counter(where[d] for d in holding)
+            donor, count = max(by_split.items(), key=lambda kv: (kv[1], kv[0]))
+            if count < 2:
+                continue
+            movable = [d for d in holding if where[d] == donor and _others_stay(d, donor, where, labels)]
+            if movable:
+                where[min(movable, key=_bucket_of)] = target
+
+
+def _others_stay(dialogue: str, split: str, where: dict[str, str], labels: dict[str, set[str]]) -> bool:
+    """Whether every label of `dialogue` is also in another dialogue of `split` (moving it loses none)."""
+    rest = set().union(*(labels[d] for d, s in where.items() if s == split and d != dialogue))
+    return labels[dialogue] <= rest
+
+
+def _bucket_of(dialogue: str) -> str:
+    return hashlib.sha256(dialogue.encode("utf-8")).hexdigest()
 
 
 def oversample_share(task: Task) -> float:
@@ -436,20 +475,24 @@ def oversample_share(task: Task) -> float:
             f"data.prepare.{sorted(unknown)[0]}: unknown setting", where=where, fix="settings: oversample_risk"
         )
     share = settings.get("oversample_risk", 0)
-    check_share(share, where)
-    if share and not task.has_risk:
-        raise OrchError("data.prepare.oversample_risk needs a `risk:` field in the task", where=where)
+    check_share(task, share, where)
     return float(share)
 
 
-def check_share(share: Any, where: str) -> None:
-    """An oversampling share is a number in [0, 1)."""
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+MAX_SHARE = 0.5  # at-risk rows never outnumber the others: train at most doubles, the majority stays the majority
+
+
+def check_share(task: Task, share: Any, where: str, key: str = "data.prepare.oversample_risk") -> None:
+    """An oversampling share is a number in [0, MAX_SHARE), and needs a task with a risk field."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < MAX_SHARE:
         raise OrchError(
-            f"data.prepare.oversample_risk: {share!r} is not a share in [0, 1)",
+            f"{key}: {share!r} is not a share in [0, {MAX_SHARE:g})",
             where=where,
-            fix="e.g. 0.25 (at-risk rows repeated until they are a quarter of train), 0 for none",
+            fix="e.g. 0.25 (at-risk rows repeated until they are a quarter of train), 0 for none; at-risk rows "
+            "that outnumber the others would make them the label prior",
         )
+    if share and not task.has_risk:
+        raise OrchError(f"{key} needs a `risk:` field in the task", where=where, fix="drop it, or 0")
 
 
 def oversampled(task: Task, train: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], int]:

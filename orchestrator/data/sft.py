@@ -40,7 +40,8 @@ def stratified_split(
 
     The last split (test) gets at least one row of every class that occurs, so
     a rare risk class is always scored; other held-out splits get one when the
-    training split keeps at least one too.
+    training split keeps at least one too; a class with at least one row per
+    split is in every split, train included, whatever the fractions.
     """
     names = list(fractions)
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -49,12 +50,15 @@ def stratified_split(
         by_class[stratify(row)].append(row)
     for cls in sorted(by_class):
         members = sorted(by_class[cls], key=lambda r: _bucket(r["id"]))
+        everywhere = len(members) >= len(names)  # enough for one in every split, train included
         start = 0
         for position, name in enumerate(reversed(names[1:])):
             left = len(members) - start
             want = round(len(members) * fractions[name])
             if want == 0 and (position == 0 and left >= 1 or left >= 2):
                 want = 1
+            if everywhere:  # leave one for each split still to fill (train last)
+                want = max(1, min(want, left - (len(names) - 1 - position)))
             out[name].extend(members[start : start + want])
             start += want
         out[names[0]].extend(members[start:])
