@@ -165,14 +165,15 @@ def evaluated(project: Project, task: Task) -> list[tuple[Path, dict[str, Any], 
     found = []
     for path in layout.metrics_files():
         metrics = read_metrics(path)
+        ident = layout.identify(path, metrics)
+        if ident.task != task.name:
+            continue
         if (bad := checked_rates(metrics)) is not None:
             raise OrchError(
-                f"{project.relative(path)}: `{bad}` is not what orch writes (counts k <= n, objects)",
+                f"{project.relative(path)}: `{bad}` is not what orch writes (numbers, counts k <= n, objects)",
                 fix="re-run the evaluation that wrote it (orch eval ...), or move the file aside",
             )
-        ident = layout.identify(path, metrics)
-        if ident.task == task.name:
-            found.append((path, metrics, ident))
+        found.append((path, metrics, ident))
     return found
 
 
@@ -206,7 +207,13 @@ def judged_rows(
     majority = {m.get("split"): m for _, m, ident in found if ident.subject == MAJORITY}
     rows = []
     for path, metrics, ident in found:
-        row = row_for(project, task, path, metrics, ident)
+        try:
+            row = row_for(project, task, path, metrics, ident)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape checked_rates does not know
+            raise OrchError(
+                f"{project.relative(path)} is not what orch writes ({type(exc).__name__}: {exc})",
+                fix="re-run the evaluation that wrote it (orch eval ...), or move the file aside",
+            ) from None
         if task.has_risk:
             recall = row.values.get("any_risk_recall")
             row.values[RISK_LOW] = recall is not None and recall < threshold

@@ -160,7 +160,7 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     for row in scored:
         verdict = row_verdict(row, task)
         judged.append((row, verdict))
-        out.append(Finding(_level(verdict), "task", _task_text(task, row, base, majority)))
+        out.append(Finding(_level(row, verdict), "task", _task_text(task, row, base, majority)))
         if row.values.get(PRIOR_ONLY):
             out.append(Finding(BAD, "prior", f"{_where(row)}: {PRIOR_VERDICT}: {row.values[PRIOR_ONLY]}"))
     return out, _run_verdict(task, judged)
@@ -171,10 +171,11 @@ def _where(row: Row) -> str:
     return f"{row.values.get('split')}/{row.values.get('decoding')}{merged}"
 
 
-def _level(verdict: str) -> str:
+def _level(row: Row, verdict: str) -> str:
     if verdict.startswith("NOT USABLE"):
         return BAD
-    return OK if verdict.startswith("CANDIDATE") and "unknown" not in verdict else WARN
+    fine = verdict.startswith("CANDIDATE") and "unknown" not in verdict and row.values.get("valid_rate") == 1.0
+    return OK if fine else WARN
 
 
 def _task_text(task: Task, row: Row, base: dict, majority: dict) -> str:
@@ -200,14 +201,14 @@ def _task_text(task: Task, row: Row, base: dict, majority: dict) -> str:
 def _run_verdict(task: Task, judged: list[tuple[Row, str]]) -> str:
     """The run's verdict: its best evaluation on the headline split, in the words of the comparison."""
     splits = {row.values.get("split") for row, _ in judged}
-    headline = "test" if "test" in splits else sorted(str(s) for s in splits)[0]
+    headline = "test" if "test" in splits else min(splits, key=str)
     candidates = [(row, verdict) for row, verdict in judged if row.values.get("split") == headline]
     order = ("CANDIDATE", "USABLE AT THE VAL THRESHOLD", "NOT JUDGED", "NOT USABLE")
     row, verdict = min(candidates, key=lambda rv: next(i for i, h in enumerate(order) if rv[1].startswith(h)))
     head, _, reasons = verdict.partition(": ")
     if head == "NOT USABLE" and (prior := row.values.get(PRIOR_ONLY)):
         reasons = reasons.replace(f"({prior})", f"({prior}), whatever the loss says", 1)
-    low = task.has_risk and any(r.values.get(RISK_LOW) for r, _ in judged if r.values.get("split") == headline)
+    low = task.has_risk and row.values.get(RISK_LOW)
     tail = f"; any-risk recall below {task.min_risk_recall:.0%} ({task.name}'s risk.min_recall)" if low else ""
     return f"{head.lower()}: {reasons}{tail} (judged on {_where(row)})"
 

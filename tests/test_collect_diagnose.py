@@ -257,3 +257,26 @@ def test_a_malformed_metrics_file_is_named_not_a_crash(project, catalog, orch):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "saves/m/lora/sft/eval/test/constrained/metrics.json" in result.output
     assert "rates.all_fields_correct" in result.output
+
+
+def test_the_verdict_speaks_of_the_evaluation_it_judges(project, catalog):
+    """Constrained catches every risk, free none: the verdict is the constrained one's, without free's shortfall."""
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "self_harm", "violence", "suicidal", "self_harm"] * 2 + ["none"] * 10
+    write_eval(catalog.task(), run, gold, gold)
+    path = run / "eval/test/constrained/metrics.json"
+    good = json.loads(path.read_text())
+    write_eval(catalog.task(), run, ["none"] * 20, gold)
+    missed = json.loads(path.read_text())
+    write_json_atomic(path, good)
+    write_json_atomic(run / "eval/test/free/metrics.json", {**missed, "decoding": "free", "valid_rate": 0.95})
+    findings, verdict = diagnose(project, catalog.task(), M)
+    assert verdict.startswith("candidate:") and "below 90%" not in verdict, verdict
+    free = [f for f in findings if f.topic == "task" and "test/free" in f.message][0]
+    assert free.level == "problem"
+    constrained = [f for f in findings if f.topic == "task" and "test/constrained" in f.message][0]
+    assert constrained.level == "ok"
+    write_json_atomic(path, {**good, "split": None})  # a file without a split: judged, not a crash
+    _, verdict = diagnose(project, catalog.task(), M)
+    assert verdict

@@ -415,3 +415,24 @@ def test_oversampling_a_task_without_risk_is_refused_from_the_command_line_too(c
     with pytest.raises(OrchError, match=re.escape("--oversample: 0.7 is not a share")):
         check_share(task, 0.7, "the command line", "--oversample")
     check_share(no_risk, 0, "the command line", "--oversample")  # none asked: fine
+
+
+def test_the_cover_tries_every_donor_split():
+    """c0 is in four dialogues; the first donor's cannot move without losing a label, another one's can."""
+    from orchestrator.data.pipeline import split_by_dialogue
+
+    dialogues = {
+        "dlg0": "c1 c0 c0",
+        "dlg1": "c1",
+        "dlg2": "c2 c4 c4",
+        "dlg3": "c2 c3",
+        "dlg4": "c0 c0",
+        "dlg5": "c1 c0",
+        "dlg6": "c4",
+        "dlg7": "c3 c4",
+        "dlg8": "c2 c0",
+    }
+    rows = [{"id": f"{d}#w{i + 1}", "lab": c} for d, cs in dialogues.items() for i, c in enumerate(cs.split())]
+    splits = split_by_dialogue(rows, lambda r: r["lab"], {"train": 0.8, "val": 0.1, "test": 0.1})
+    for name, split_rows in splits.items():
+        assert "c0" in {r["lab"] for r in split_rows}, name

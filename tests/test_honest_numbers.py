@@ -250,10 +250,10 @@ def test_the_prior_judgement_says_when_it_cannot_tell(catalog):
     assert judge_prior(task, half, majority).state == UNKNOWN
     assert "risk.false_alarm_rate" in judge_prior(task, half, majority).reason
     assert judge_prior(task, _scored(task, gold, gold), majority).state == BEYOND
-    # Every output invalid is a broken model, not "the same answer": the rates rule judges it.
+    # Every output invalid is a broken model (its valid rate says so), not a learned prior.
     broken = _scored(task, gold, [None] * 40)
-    assert "same answer" not in judge_prior(task, broken, majority).reason
-    assert judge_prior(task, broken, majority).state == COLLAPSED
+    assert judge_prior(task, broken, majority) == PriorJudgement(UNKNOWN, "no valid answer to judge")
+    assert judge_prior(task, _scored(task, gold, [constant] * 40), majority).state == COLLAPSED
     # Gold that is (nearly) one answer itself: a perfect model that gives it is not called collapsed.
     same_gold = [constant] * 19 + [{**constant, "risk_flag": "suicidal"}]
     perfect = _scored(task, same_gold, same_gold)
@@ -302,3 +302,27 @@ def test_without_a_val_split_the_reason_is_said_and_ranks_are_still_kept(catalog
     assert risk["positive_ranks"] and all(r <= sum(map(task.at_risk, gold)) for r in risk["positive_ranks"])
     plain = _write(no_val, rows, raws, probs, tmp_path / "plain", {"split": "test"})
     assert "operating_point" not in plain.metrics["risk"] and plain.metrics["risk"]["curve"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda m: m["risk"]["operating_point"].update(recall={"k": 99, "n": 4}), "risk.operating_point.recall"),
+        (lambda m: m["risk"]["operating_point"].update(recall="x"), "risk.operating_point.recall"),
+        (lambda m: m["risk"]["per_class_recall"].update(suicidal=1.0), "risk.per_class_recall"),
+        (lambda m: m["risk"].update(any_risk_recall="0.9"), "risk.any_risk_recall"),
+        (lambda m: m["risk"].update(any_risk_support="4"), "risk.any_risk_support"),
+        (lambda m: m.update(split=3), "split"),
+        (lambda m: m.update(valid_rate="1"), "valid_rate"),
+    ],
+)
+def test_malformed_risk_sections_are_named(catalog, edit, where):
+    from orchestrator.evaluation.stats import checked_rates
+
+    task = catalog.task()
+    gold = _gold(10)
+    metrics = _scored(task, gold, gold)
+    metrics["risk"]["operating_point"] = {"threshold": 0.5, "recall": Rate(2, 2).as_dict()}
+    assert checked_rates(metrics) is None
+    edit(metrics)
+    assert checked_rates(metrics) == where

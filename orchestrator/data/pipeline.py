@@ -434,8 +434,8 @@ def _cover_every_split(where: dict[str, str], labels: dict[str, set[str]], names
     """Move whole dialogues so that each class found in at least one dialogue per split is in every split.
 
     A dialogue is stratified by its rarest label, so a class that is also in dialogues of another stratum
-    can miss a split. Rarest class first, a split without it takes one of its dialogues from the split that
-    has the most (at least two), choosing one whose other labels stay in the donor split; deterministic.
+    can miss a split. Rarest class first, a split without it takes one of its dialogues from a split that
+    has at least two (most first), choosing one whose other labels stay in the donor split; deterministic.
     """
     for cls in sorted(counts, key=lambda c: (counts[c], c)):
         holding = sorted(d for d, found in labels.items() if cls in found)
@@ -445,12 +445,11 @@ def _cover_every_split(where: dict[str, str], labels: dict[str, set[str]], names
             if any(where[d] == target for d in holding):
                 continue
             by_split = Counter(where[d] for d in holding)
-            donor, count = max(by_split.items(), key=lambda kv: (kv[1], kv[0]))
-            if count < 2:
-                continue
-            movable = [d for d in holding if where[d] == donor and _others_stay(d, donor, where, labels)]
-            if movable:
-                where[min(movable, key=_bucket_of)] = target
+            for donor, count in sorted(by_split.items(), key=lambda kv: (-kv[1], kv[0])):
+                movable = [d for d in holding if where[d] == donor and _others_stay(d, donor, where, labels)]
+                if count >= 2 and movable:
+                    where[min(movable, key=_bucket_of)] = target
+                    break
 
 
 def _others_stay(dialogue: str, split: str, where: dict[str, str], labels: dict[str, set[str]]) -> bool:

@@ -251,7 +251,8 @@ def evaluate_decodings(
     decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
     seconds = time.perf_counter() - started
     if operating_point and chosen is None and split == op.CHOSEN_ON and task.has_risk and "constrained" in decodings:
-        chosen = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]])
+        threshold, reason = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]])
+        chosen = threshold, reason + (f" (the first {limit} val examples: --limit)" if limit else "")
     results = {}
     for mode, items in decoded.items():
         meta = {

@@ -164,7 +164,7 @@ def curve_row(task: Task, point: CurvePoint, majority: dict[str, Any]) -> dict[s
         "train loss": "n/a" if point.loss is None else f"{point.loss:.3f}",
         "distinct answers": str(spread.get("distinct", "n/a")),
         "all fields right": rate_text(rates.get("all_fields_correct")),
-        "QWK": "/".join(qwk) or "n/a",
+        "QWK": "/".join(qwk) if any(q != "n/a" for q in qwk) else "n/a",
         "risk recall (argmax)": rate_text(rates.get("risk.any_risk_recall")) if task.has_risk else "n/a",
         "risk recall (val threshold)": _at_threshold(point_at) if task.has_risk else "n/a",
         "at-risk P(risk) ranks": _ranks(ranks, _n(rates)),

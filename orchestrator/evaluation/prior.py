@@ -67,6 +67,8 @@ def judge_prior(task: Task, metrics: dict[str, Any], majority: dict[str, Any] | 
     rates = metrics.get("rates")
     if not rates:
         return PriorJudgement(UNKNOWN, "its metrics.json keeps no counts (an older orch wrote it): score it again")
+    if metrics.get("valid_rate") == 0:
+        return PriorJudgement(UNKNOWN, "no valid answer to judge")
     if majority is None or majority.get("split") != metrics.get("split"):
         return PriorJudgement(UNKNOWN, "no majority baseline on the same split to compare with")
     won = beyond_prior(task, metrics, majority)

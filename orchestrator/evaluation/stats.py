@@ -120,6 +120,44 @@ def checked_rates(metrics: dict[str, Any]) -> str | None:
     fields = metrics.get("fields") or {}
     if not isinstance(fields, dict) or not all(isinstance(v, dict) for v in fields.values()):
         return "fields"
-    if not isinstance(metrics.get("risk") or {}, dict):
+    if not isinstance(metrics.get("split"), (str, type(None))):
+        return "split"
+    for key in ("valid_rate", "all_fields_correct"):
+        if not _number_or_none(metrics.get(key)):
+            return key
+    return _risk_problem(metrics.get("risk"))
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _risk_problem(risk: Any) -> str | None:
+    """The first malformed key of a metrics.json's `risk` section (normalising its stored rates), or None."""
+    if risk is None:
+        return None
+    if not isinstance(risk, dict):
         return "risk"
+    for key in ("any_risk_recall",):
+        if not _number_or_none(risk.get(key)):
+            return f"risk.{key}"
+    for key in ("any_risk_caught", "any_risk_support", "false_alarms", "negatives"):
+        if key in risk and _count(risk[key]) is None:
+            return f"risk.{key}"
+    per_class = risk.get("per_class_recall") or {}
+    if not isinstance(per_class, dict) or not all(
+        isinstance(v, dict) and _number_or_none(v.get("recall")) for v in per_class.values()
+    ):
+        return "risk.per_class_recall"
+    point = risk.get("operating_point")
+    if point is None:
+        return None
+    if not isinstance(point, dict) or not _number_or_none(point.get("threshold")):
+        return "risk.operating_point"
+    for key in ("recall", "precision", "flagged", "false_alarms"):
+        if key in point:
+            rate = stored_rate(point[key])
+            if rate is None:
+                return f"risk.operating_point.{key}"
+            point[key] = rate
     return None
