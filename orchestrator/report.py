@@ -72,13 +72,17 @@ def confusion_image(metrics_path: Path, field: str) -> str | None:
 
 
 def threshold_image(metrics_path: Path) -> str | None:
-    """Any-risk recall, precision and flagged share against the P(risk) threshold, the chosen one marked."""
+    """Any-risk recall, precision and flagged share against the P(risk) threshold, the chosen one marked.
+
+    Only for evaluations that were given an operating point (a threshold chosen on val, or the reason
+    there is none).
+    """
     if not metrics_path.is_file():
         return None
     metrics = inputs.read_json(metrics_path)
     risk = metrics.get("risk") or {}
     curve = risk.get("curve")
-    if not curve:
+    if not curve or "operating_point" not in risk:  # reference rows (the untrained base) keep a curve, unplotted
         return None
     import matplotlib
 
