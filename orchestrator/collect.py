@@ -57,6 +57,7 @@ class Row:
     rates: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> its count and interval
     subject: str = ADAPTER
     prior: PriorJudgement | None = None  # None: a baseline (a reference, not judged)
+    no_threshold: str | None = None  # why no risk threshold was chosen, where one was sought
 
     def cell(self, column: str) -> str:
         """A column's text: a rate with its k/n and 95% interval, other values as they are."""
@@ -110,7 +111,9 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
     rate_keys = {"valid_rate": "valid_rate", "all_fields_correct": "all_fields_correct"}
     rate_keys.update({f"{name}_acc": f"{name}.accuracy" for name in metrics.get("fields") or {}})
     rates.update({column: stored[key] for column, key in rate_keys.items() if key in stored})
-    return Row(values, metrics_path, run_dir if trained else None, rates, ident.subject)
+    point = (metrics.get("risk") or {}).get("operating_point") or {}
+    no_threshold = str(point.get("reason")) if point and point.get("threshold") is None else None
+    return Row(values, metrics_path, run_dir if trained else None, rates, ident.subject, no_threshold=no_threshold)
 
 
 def _method_label(ident: EvalIdentity) -> str:
@@ -419,6 +422,8 @@ def _risk_verdict(row: Row, target: float) -> tuple[str, bool, bool]:
     if values.get("risk_threshold") is not None:
         text += f", {row.cell('recall_at_threshold')} at the val threshold flagging {row.cell('flagged_share')}"
         point_ok = _reaches(row, "recall_at_threshold", "false_alarms_at_threshold", target)
+    elif row.no_threshold:
+        text += f"; no val threshold ({row.no_threshold})"
     for column, flagged, ok in (
         ("any_risk_recall", "false_alarm_rate", argmax_ok),
         ("recall_at_threshold", "false_alarms_at_threshold", point_ok),

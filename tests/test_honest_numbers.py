@@ -326,3 +326,23 @@ def test_malformed_risk_sections_are_named(catalog, edit, where):
     assert checked_rates(metrics) is None
     edit(metrics)
     assert checked_rates(metrics) == where
+
+
+def test_a_verdict_says_why_there_is_no_val_threshold(catalog, tmp_path):
+    from orchestrator.collect import row_for, row_verdict
+    from orchestrator.evaluation.evaluate import _write
+    from orchestrator.layout import EvalIdentity, Run
+
+    task = catalog.task()
+    gold = _gold(10)
+    rows = [{"id": i, "gold": g} for i, g in enumerate(gold)]
+    raws = [task.canonical_answer(g) for g in gold]
+    probs = [{"risk_flag": {"none": 0.2 if task.at_risk(g) else 0.9, "suicidal": 0.1}} for g in gold]
+    reason = "the val split has no at-risk examples: no threshold can be chosen"
+    result = _write(task, rows, raws, probs, tmp_path / "e", {"split": "test"}, (None, reason))
+    ident = EvalIdentity(task.name, Run("m", "lora", "sft"), "adapter")
+    row = row_for(catalog.project, task, tmp_path / "e/metrics.json", result.metrics, ident)
+    assert f"no val threshold ({reason})" in row_verdict(row, task)
+    chosen = _write(task, rows, raws, probs, tmp_path / "c", {"split": "test"}, (0.5, "reaches 2/2"))
+    row = row_for(catalog.project, task, tmp_path / "c/metrics.json", chosen.metrics, ident)
+    assert "no val threshold" not in row_verdict(row, task) and "at the val threshold" in row_verdict(row, task)
