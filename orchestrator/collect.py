@@ -379,30 +379,62 @@ def verdict_lines(rows: list[Row], task: Task, split: str) -> list[str]:
     ]
 
 
+# Verdict heads, best first: a run's verdict is the best of its evaluations'.
+CANDIDATE, USABLE_AT_THRESHOLD, NOT_JUDGED, NOT_USABLE = (
+    "CANDIDATE",
+    "USABLE AT THE VAL THRESHOLD",
+    "NOT JUDGED",
+    "NOT USABLE",
+)
+VERDICT_ORDER = (CANDIDATE, USABLE_AT_THRESHOLD, NOT_JUDGED, NOT_USABLE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one evaluation supports: a head (VERDICT_ORDER) and the reasons that decide it."""
+
+    head: str
+    reasons: tuple[str, ...]
+    risk_known: bool = True  # False: the split has no at-risk examples
+
+    def __str__(self) -> str:
+        return f"{self.head}: " + "; ".join(self.reasons)
+
+    @property
+    def rank(self) -> int:
+        return VERDICT_ORDER.index(self.head)
+
+
 def row_verdict(row: Row, task: Task) -> str:
-    """NOT USABLE / USABLE AT THE VAL THRESHOLD / CANDIDATE, with the reasons that decide it."""
+    """NOT USABLE / USABLE AT THE VAL THRESHOLD / NOT JUDGED / CANDIDATE, with the reasons that decide it."""
+    return str(judge_row(row, task))
+
+
+def judge_row(row: Row, task: Task) -> Verdict:
+    """The verdict on one evaluation (`row_verdict` is its text)."""
     values, target = row.values, task.min_risk_recall
-    reasons, bad = [], False
-    head = "CANDIDATE"
+    reasons, bad, known = [], False, True
+    head = CANDIDATE
     if values.get(PRIOR_ONLY):
         what = "no better than the label prior" if row.subject == BASE else "learned the label prior only"
         reasons.append(f"{what} ({values[PRIOR_ONLY]})")
         bad = True
     elif row.prior is not None and row.prior.state == UNKNOWN:
         reasons.append(f"whether it beats the label prior cannot be told ({row.prior.reason})")
-        head = "NOT JUDGED"
+        head = NOT_JUDGED
     if task.has_risk:
         risk_text, risk_bad, at_point = _risk_verdict(row, target)
         reasons.append(risk_text)
         bad = bad or risk_bad
-        head = "USABLE AT THE VAL THRESHOLD" if at_point and head == "CANDIDATE" else head
+        known = bool(values.get("at_risk_n"))
+        head = USABLE_AT_THRESHOLD if at_point and head == CANDIDATE else head
     valid = values.get("valid_rate")
     if isinstance(valid, float) and valid < 1.0:
         reasons.append(f"{1 - valid:.0%} of its outputs are not valid answers")
         bad = bad or valid < 0.5
     if not reasons:
         reasons.append("valid, and beyond the label prior on this split")
-    return f"{'NOT USABLE' if bad else head}: " + "; ".join(reasons)
+    return Verdict(NOT_USABLE if bad else head, tuple(reasons), known)
 
 
 def _risk_verdict(row: Row, target: float) -> tuple[str, bool, bool]:

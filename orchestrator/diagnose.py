@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import outputs, stages
-from orchestrator.collect import PRIOR_ONLY, RISK_LOW, Row, evaluated, judged_rows, row_verdict
+from orchestrator.collect import (
+    CANDIDATE,
+    NOT_USABLE,
+    PRIOR_ONLY,
+    RISK_LOW,
+    Row,
+    Verdict,
+    evaluated,
+    judge_row,
+    judged_rows,
+)
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.prior import VERDICT as PRIOR_VERDICT
 from orchestrator.evaluation.stats import FEW_POSITIVES
@@ -140,7 +150,7 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     """What orch eval measured for the run's task, and the verdict it supports (baselines are references only).
 
     Each evaluation is judged exactly as `orch collect` judges its row (`collect.judged_rows`,
-    `collect.row_verdict`); the run's verdict is that of its best evaluation on the task's headline split
+    `collect.judge_row`); the run's verdict is that of its best evaluation on the task's headline split
     (test where it was scored there): the decoding a deployer would ship.
     """
     found = [item for item in evaluated(project, task) if item[2].run == run.sibling(stages.TRAINING)]
@@ -158,7 +168,7 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     scored = [r for r in rows if r.subject in (ADAPTER, MERGED)]
     out, judged = [], []
     for row in scored:
-        verdict = row_verdict(row, task)
+        verdict = judge_row(row, task)
         judged.append((row, verdict))
         out.append(Finding(_level(row, verdict), "task", _task_text(task, row, base, majority)))
         if row.values.get(PRIOR_ONLY):
@@ -171,10 +181,10 @@ def _where(row: Row) -> str:
     return f"{row.values.get('split')}/{row.values.get('decoding')}{merged}"
 
 
-def _level(row: Row, verdict: str) -> str:
-    if verdict.startswith("NOT USABLE"):
+def _level(row: Row, verdict: Verdict) -> str:
+    if verdict.head == NOT_USABLE:
         return BAD
-    fine = verdict.startswith("CANDIDATE") and "unknown" not in verdict and row.values.get("valid_rate") == 1.0
+    fine = verdict.head == CANDIDATE and verdict.risk_known and row.values.get("valid_rate") == 1.0
     return OK if fine else WARN
 
 
@@ -198,19 +208,17 @@ def _task_text(task: Task, row: Row, base: dict, majority: dict) -> str:
     return text + (f" (all fields right: {', '.join(references)})" if references else "")
 
 
-def _run_verdict(task: Task, judged: list[tuple[Row, str]]) -> str:
+def _run_verdict(task: Task, judged: list[tuple[Row, Verdict]]) -> str:
     """The run's verdict: its best evaluation on the headline split, in the words of the comparison."""
     splits = {row.values.get("split") for row, _ in judged}
     headline = "test" if "test" in splits else min(splits, key=str)
-    candidates = [(row, verdict) for row, verdict in judged if row.values.get("split") == headline]
-    order = ("CANDIDATE", "USABLE AT THE VAL THRESHOLD", "NOT JUDGED", "NOT USABLE")
-    row, verdict = min(candidates, key=lambda rv: next(i for i, h in enumerate(order) if rv[1].startswith(h)))
-    head, _, reasons = verdict.partition(": ")
-    if head == "NOT USABLE" and (prior := row.values.get(PRIOR_ONLY)):
+    row, verdict = min((rv for rv in judged if rv[0].values.get("split") == headline), key=lambda rv: rv[1].rank)
+    reasons = "; ".join(verdict.reasons)
+    if verdict.head == NOT_USABLE and (prior := row.values.get(PRIOR_ONLY)):
         reasons = reasons.replace(f"({prior})", f"({prior}), whatever the loss says", 1)
     low = task.has_risk and row.values.get(RISK_LOW)
     tail = f"; any-risk recall below {task.min_risk_recall:.0%} ({task.name}'s risk.min_recall)" if low else ""
-    return f"{head.lower()}: {reasons}{tail} (judged on {_where(row)})"
+    return f"{verdict.head.lower()}: {reasons}{tail} (judged on {_where(row)})"
 
 
 def _majority_items(project: Project, task: Task, found: list) -> list[tuple[Path, dict[str, Any], EvalIdentity]]:

@@ -439,7 +439,7 @@ def _cover_every_split(where: dict[str, str], labels: dict[str, set[str]], names
     """
     for cls in sorted(counts, key=lambda c: (counts[c], c)):
         holding = sorted(d for d, found in labels.items() if cls in found)
-        if len({*holding}) < len(names):
+        if len(holding) < len(names):
             continue
         for target in names:
             if any(where[d] == target for d in holding):

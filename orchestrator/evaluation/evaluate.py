@@ -161,9 +161,13 @@ class Scored:
         if self.checkpoint is not None and self.subject != ADAPTER:
             raise OrchError(f"a checkpoint holds an adapter, not the {self.subject} model", fix="drop --checkpoint")
 
+    def output_dir(self, project: Project) -> Path:
+        """The output folder of the stage that holds the scored model (training; export for merged)."""
+        return run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
+
     def model_dir(self, project: Project) -> Path:
         """The folder the scored model is loaded from (the output folder, or one complete checkpoint in it)."""
-        out = run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
+        out = self.output_dir(project)
         if self.checkpoint is None:
             return out
         if not out.is_dir():
@@ -181,8 +185,7 @@ class Scored:
 
     def eval_dir(self, project: Project, split: str, mode: str) -> Path:
         """Where this evaluation's predictions and metrics go (the layout decides)."""
-        out = run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
-        return out / Layout.eval_subpath(split, mode, self.subject, self.checkpoint)
+        return self.output_dir(project) / Layout.eval_subpath(split, mode, self.subject, self.checkpoint)
 
 
 def evaluate(
@@ -244,15 +247,13 @@ def evaluate_decodings(
     chosen = _no_val_split(task, split, decodings) if operating_point else None
     if val_rows:  # the risk threshold is chosen on val before the split is scored
         val = _decode_all(model, tokenizer, task, val_prompts, ("constrained",), 1, size, lambda d, _t: report(d, 0))
-        threshold, reason = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]])
-        chosen = threshold, reason + (f" (the first {limit} val examples: --limit)" if limit else "")
+        chosen = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]], limit)
     started = time.perf_counter()
     offset = len(val_rows)
     decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
     seconds = time.perf_counter() - started
     if operating_point and chosen is None and split == op.CHOSEN_ON and task.has_risk and "constrained" in decodings:
-        threshold, reason = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]])
-        chosen = threshold, reason + (f" (the first {limit} val examples: --limit)" if limit else "")
+        chosen = _threshold_on(task, rows, [d.probabilities for d in decoded["constrained"]], limit)
     results = {}
     for mode, items in decoded.items():
         meta = {
@@ -273,10 +274,13 @@ def evaluate_decodings(
     return results
 
 
-def _threshold_on(task: Task, rows: list[dict], probabilities: list[Any]) -> tuple[float | None, str]:
-    """The risk threshold chosen on these (val) rows for the task's target recall."""
+def _threshold_on(
+    task: Task, rows: list[dict], probabilities: list[Any], limit: int | None
+) -> tuple[float | None, str]:
+    """The risk threshold chosen on these (val) rows for the task's target recall (`limit`: said in the reason)."""
     positives = [task.at_risk(row["gold"]) for row in rows]
-    return op.choose_threshold(op.risk_scores(task, probabilities), positives, task.min_risk_recall)
+    threshold, reason = op.choose_threshold(op.risk_scores(task, probabilities), positives, task.min_risk_recall)
+    return threshold, reason + (f" (the first {limit} val examples: --limit)" if limit else "")
 
 
 def _no_val_split(task: Task, split: str, decodings: tuple[str, ...]) -> tuple[None, str] | None:
