@@ -153,7 +153,8 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     `collect.judge_row`); the run's verdict is that of its best evaluation on the task's headline split
     (test where it was scored there): the decoding a deployer would ship.
     """
-    found = [item for item in evaluated(project, task) if item[2].run == run.sibling(stages.TRAINING)]
+    ours = {run.sibling(stages.TRAINING), run.sibling(stages.EXPORT.name)}  # older merged files name the export
+    found = [item for item in evaluated(project, task) if item[2].run in ours]
     if not any(ident.subject in (ADAPTER, MERGED) for _, _, ident in found):
         return [
             Finding(

@@ -280,3 +280,18 @@ def test_the_verdict_speaks_of_the_evaluation_it_judges(project, catalog):
     write_json_atomic(path, {**good, "split": None})  # a file without a split: judged, not a crash
     _, verdict = diagnose(project, catalog.task(), M)
     assert verdict
+
+
+def test_a_merged_evaluation_named_by_its_folder_is_the_runs(project, catalog):
+    """An older merged metrics.json without a `run` key is identified from its folder (the export stage)."""
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "self_harm", "violence", "suicidal", "self_harm"] * 2 + ["none"] * 10
+    write_eval(catalog.task(), run, gold, gold)
+    good = json.loads((run / "eval/test/constrained/metrics.json").read_text())
+    (run / "eval/test/constrained/metrics.json").unlink()
+    merged = run.parent / "merged/eval/test/constrained/metrics.json"
+    merged.parent.mkdir(parents=True)
+    write_json_atomic(merged, {**good, "model": "merged"})
+    findings, verdict = diagnose(project, catalog.task(), M)
+    assert verdict.startswith("candidate:") and "(judged on test/constrained (merged))" in verdict, verdict
