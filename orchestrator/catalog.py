@@ -26,7 +26,7 @@ from orchestrator.project import Project
 from orchestrator.task import Task, load_task
 from orchestrator.templating import load_yaml_documents, make_env, referenced_templates, render
 
-STAGES = stages.NAMES
+STAGES = stages.LLAMAFACTORY_NAMES  # the stages with rendered LLaMA-Factory configs
 META_KEY = "orch"
 DEFAULTS_TEMPLATE = "stages/defaults.yaml.j2"
 MODEL_SUFFIX = ".yaml.j2"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ledger, outputs, steps, throughput
+from orchestrator import ledger, outputs, stages, steps, throughput
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.prior import BEYOND, COLLAPSED, UNKNOWN, PriorJudgement, judge_prior
 from orchestrator.evaluation.stats import FEW_POSITIVES, checked_rates, rate_text, separated
@@ -29,6 +29,7 @@ from orchestrator.layout import (
     ADAPTER,
     BASE,
     BASELINE_KINDS,
+    GGUF,
     MAJORITY,
     MERGED,
     RULES,
@@ -43,6 +44,7 @@ from orchestrator.stages import Event
 from orchestrator.task import Task
 
 RISK_LOW = "risk_recall_low"  # the flag column: any-risk recall below the task's min_recall
+RISK_DROP = "risk_recall_drop"  # the flag column: a merged/GGUF model's any-risk recall below its adapter's
 PRIOR_ONLY = "prior_only"  # the flag column: why the model learned only the label prior (empty: it did not)
 SUBJECT_METHOD = {BASE: "base (untrained)", MAJORITY: "majority baseline", RULES: "rules baseline"}
 
@@ -68,11 +70,11 @@ class Row:
 
 def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str, Any], ident: EvalIdentity) -> Row:
     """A comparison row from one metrics.json and, for a trained run, its training files."""
-    trained = ident.run is not None and ident.subject in (ADAPTER, MERGED)
+    trained = ident.run is not None and ident.subject in (ADAPTER, MERGED, GGUF)
     run_dir = run_output_dir(project, ident.run) if ident.run is not None else None
     values: dict[str, Any] = {
         "model": ident.run.model if ident.run else ident.subject,
-        "method": _method_label(ident),
+        "method": _method_label(ident, metrics),
         "decoding": metrics.get("decoding"),
         "split": metrics.get("split"),
         "n": metrics.get("n"),
@@ -107,6 +109,7 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
             "examples_per_s": metrics.get("examples_per_second"),
         }
     )
+    values.update(_deploy_columns(project, task, metrics_path, metrics, ident))
     stored = metrics.get("rates") or {}
     rate_keys = {"valid_rate": "valid_rate", "all_fields_correct": "all_fields_correct"}
     rate_keys.update({f"{name}_acc": f"{name}.accuracy" for name in metrics.get("fields") or {}})
@@ -116,9 +119,44 @@ def row_for(project: Project, task: Task, metrics_path: Path, metrics: dict[str,
     return Row(values, metrics_path, run_dir if trained else None, rates, ident.subject, no_threshold=no_threshold)
 
 
-def _method_label(ident: EvalIdentity) -> str:
+def _deploy_columns(
+    project: Project, task: Task, metrics_path: Path, metrics: dict[str, Any], ident: EvalIdentity
+) -> dict[str, Any]:
+    """Size, generation speed, and for a merged or GGUF model its agreement with the adapter it came from."""
+    from orchestrator.evaluation.agreement import COMPARED, against_adapter
+    from orchestrator.evaluation.evaluate import Scored
+
+    size = metrics.get("model_bytes")
+    out: dict[str, Any] = {
+        "model_mb": size / 1e6 if isinstance(size, (int, float)) else None,
+        "gen_tokens_per_s": metrics.get("tokens_per_second"),
+        "agreement_all": None,
+        **{f"agree_{name}": None for name in task.field_names},
+        "agreement_n": None,
+    }
+    if task.has_risk:
+        out.update({"risk_recall_change": None, RISK_DROP: None})
+    if ident.run is None or ident.subject not in COMPARED:
+        return out
+    reference = Scored(ident.run.sibling(stages.TRAINING), ADAPTER).eval_dir(
+        project, str(metrics.get("split")), str(metrics.get("decoding"))
+    )
+    vs = against_adapter(task, metrics, metrics_path.parent / "predictions.jsonl", reference)
+    if vs is None:
+        return out
+    agreement = vs["agreement"]
+    out.update({"agreement_all": agreement["all"], "agreement_n": agreement["n"]})
+    out.update({f"agree_{name}": agreement[name] for name in task.field_names})
+    if task.has_risk:
+        out.update({"risk_recall_change": vs["risk_recall_change"], RISK_DROP: vs["risk_recall_drop"]})
+    return out
+
+
+def _method_label(ident: EvalIdentity, metrics: dict[str, Any] | None = None) -> str:
     if ident.subject in SUBJECT_METHOD or ident.run is None:
         return SUBJECT_METHOD.get(ident.subject, ident.subject)
+    if ident.subject == GGUF:
+        return f"{ident.run.method} {(metrics or {}).get('quantization') or 'gguf'}"
     return f"{ident.run.method} merged" if ident.subject == MERGED else ident.run.method
 
 
@@ -358,16 +396,28 @@ COMPACT = (
 )
 
 
+COMPACT_DEPLOY = (
+    ("agreement_all", "agrees with adapter"),
+    ("risk_recall_change", "risk recall vs adapter"),
+    ("model_mb", "MB"),
+    ("gen_tokens_per_s", "tok/s"),
+)
+
+
 def compact_table(rows: list[Row], task: Task, split: str) -> str:
-    """The headline columns of one split's rows (counts and intervals in every rate), as Markdown."""
-    columns = [(c, title) for c, title in COMPACT if task.has_risk or c not in _RISK_COLUMNS]
+    """The headline columns of one split's rows (counts and intervals in every rate), as Markdown.
+
+    Where a merged or GGUF model was scored, its agreement with the adapter, risk-recall change, size and speed too.
+    """
     chosen = [r for r in rows if r.values.get("split") == split]
+    deploy = COMPACT_DEPLOY if any(r.values.get("agreement_all") is not None for r in chosen) else ()
+    columns = [(c, title) for c, title in (*COMPACT, *deploy) if task.has_risk or c not in _RISK_COLUMNS]
     lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(r.cell(c) for c, _ in columns) + " |" for r in chosen]
     return "\n".join(lines) + "\n"
 
 
-_RISK_COLUMNS = {"any_risk_recall", "recall_at_threshold", "flagged_share"}
+_RISK_COLUMNS = {"any_risk_recall", "recall_at_threshold", "flagged_share", "risk_recall_change"}
 
 
 def verdict_lines(rows: list[Row], task: Task, split: str) -> list[str]:
@@ -428,6 +478,13 @@ def judge_row(row: Row, task: Task) -> Verdict:
         bad = bad or risk_bad
         known = bool(values.get("at_risk_n"))
         head = USABLE_AT_THRESHOLD if at_point and head == CANDIDATE else head
+        if values.get(RISK_DROP):
+            reasons.append(
+                f"flags fewer at-risk examples than the adapter it came from (any-risk recall "
+                f"{values['risk_recall_change']:+.0%}): do not ship it; try a larger quantization "
+                "(--set gguf.quantization=Q8_0)"
+            )
+            bad = True
     valid = values.get("valid_rate")
     if isinstance(valid, float) and valid < 1.0:
         reasons.append(f"{1 - valid:.0%} of its outputs are not valid answers")

@@ -46,6 +46,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def temp_path(path: Path) -> Path:
+    """A temp name beside `path` for a tool that writes a file itself (rename it into place when complete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def write_texts_together(files: dict[Path, str]) -> None:
     """Write several files as a set: every one is staged (temp file, fsync) before any is renamed into place.
 

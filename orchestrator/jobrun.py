@@ -40,7 +40,10 @@ def main(job_dir: Path) -> int:
     output_dir = project.resolve(job["output_dir"])
     config = job_dir / "config.yaml"
     stage = stages.get(run.stage)
-    cmd = [_llamafactory_cli(), stage.command, str(config)]
+    if stage.runner == stages.ORCH:
+        cmd = [sys.executable, "-m", "orchestrator.stagejob", str(config)]
+    else:
+        cmd = [_llamafactory_cli(), stage.command, str(config)]
     common = {
         "executor": job["executor"],
         "job_id": job_id,
@@ -82,7 +85,8 @@ def main(job_dir: Path) -> int:
     given = sorted(k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX))
     if given:
         print(f"orch: credentials from the submitting environment: {', '.join(given)}", flush=True)
-    cmd += overrides_from_env()  # never in a file: the environment, else this process's command line
+    if stage.runner == stages.LLAMAFACTORY:
+        cmd += overrides_from_env()  # never in a file: the environment, else this process's command line
     print(f"orch: {redact_text(' '.join(cmd))}", flush=True)
     child = subprocess.Popen(cmd, cwd=project.root, pass_fds=(running,) if running is not None else ())
     stopped = []
@@ -114,7 +118,8 @@ def main(job_dir: Path) -> int:
             project,
             run,
             Event.FAILED,
-            message=f"llamafactory-cli exited with {code}",
+            message=f"{'llamafactory-cli' if stage.runner == stages.LLAMAFACTORY else 'orch ' + stage.name} "
+            f"exited with {code}",
             log_tail=log_tail(project.resolve(job["log"])),
             **common,
         )

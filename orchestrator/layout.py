@@ -11,7 +11,8 @@ A run is model/method/stage/task. Its folders:
     jobs/<model>_<method>_<stage>[_<task>]/<time>/ job script, job config, log
     reports/ (default task), reports/<task>/       the comparison and the HTML report
 
-`<folder>` comes from the stage table (sft, predict, merged). `<saves>` is
+`<folder>` comes from the stage table (sft, predict, merged, gguf; the eval stage
+writes into the folders of the models it scores). `<saves>` is
 `$ORCH_SAVES` (default `saves`, relative to the project root). Every
 metrics.json orch writes names its task, run and subject, so a comparison
 never mixes tasks; metrics written before they carried a task are read as the
@@ -38,6 +39,8 @@ CHECKPOINT_EVALS = "checkpoints"  # eval/checkpoints/checkpoint-N/...: never a s
 LF_PREDICT_EVAL = "eval-llamafactory"
 # Subjects of an evaluation: what was scored.
 ADAPTER, BASE, MERGED, RULES, MAJORITY, LF_PREDICT = "adapter", "base", "merged", "rules", "majority", "llamafactory"
+GGUF = "gguf"  # the gguf stage's quantized model, scored through llama.cpp
+GGUF_MANIFEST = "gguf.json"  # in the gguf stage's folder: which files it wrote, from what (deploy.py writes it)
 BASELINE_KINDS = (MAJORITY, RULES)
 
 
@@ -106,6 +109,8 @@ class Layout:
     def output_setting(self, run: Run) -> str:
         """The output folder as a config writes it (relative to the root unless $ORCH_SAVES is absolute)."""
         folder = stages.get(run.stage).folder
+        if not folder:
+            raise OrchError(f"stage {run.stage} has no output folder of its own", fix="name the run's training stage")
         if run.task:
             folder += TASK_SEP + run.task
         return f"{self.saves.rstrip('/')}/{run.model}/{run.method}/{folder}"
@@ -117,7 +122,7 @@ class Layout:
     def stage_outputs(self, model: str, method: str, task: str | None) -> dict[str, str]:
         """Every stage's output folder as configs write it, by stage folder name (what templates see)."""
         run = self.run(model, method, stages.TRAINING, task)
-        return {s.folder: self.output_setting(run.sibling(s.name)) for s in stages.TABLE.values()}
+        return {s.folder: self.output_setting(run.sibling(s.name)) for s in stages.TABLE.values() if s.folder}
 
     @property
     def saves_root(self) -> Path:
@@ -130,8 +135,8 @@ class Layout:
     # --- evaluations -------------------------------------------------------
     @staticmethod
     def scored_stage(subject: str) -> str:
-        """The stage whose output folder holds the model a subject is (merged: export; else training)."""
-        return stages.EXPORT.name if subject == MERGED else stages.TRAINING
+        """The stage whose output folder holds the model a subject is (merged: export; gguf: gguf; else training)."""
+        return {MERGED: stages.EXPORT.name, GGUF: stages.GGUF.name}.get(subject, stages.TRAINING)
 
     @staticmethod
     def eval_subpath(split: str, decoding: str, subject: str = ADAPTER, checkpoint: str | None = None) -> Path:
@@ -172,7 +177,9 @@ class Layout:
     @staticmethod
     def _is_run_folder_name(name: str) -> bool:
         folder, sep, task = name.partition(TASK_SEP)
-        return folder in {s.folder for s in stages.TABLE.values()} and (not sep or TASK_NAME.match(task) is not None)
+        return folder in {s.folder for s in stages.TABLE.values() if s.folder} and (
+            not sep or TASK_NAME.match(task) is not None
+        )
 
     def identify(self, metrics_path: Path, metrics: dict[str, Any]) -> EvalIdentity:
         """Which task, run and subject a metrics.json belongs to (older files: read from the path)."""
@@ -187,7 +194,7 @@ class Layout:
             run = None
         else:
             folder, _, task = rel[2].partition(TASK_SEP)
-            stage = next((s.name for s in stages.TABLE.values() if s.folder == folder), stages.TRAINING)
+            stage = next((s.name for s in stages.TABLE.values() if s.folder and s.folder == folder), stages.TRAINING)
             run = Run(rel[0], rel[1], stage, task or None)
             if stage == stages.EXPORT.name and subject == ADAPTER:  # older merged evaluations said "adapter"
                 subject = MERGED

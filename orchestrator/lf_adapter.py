@@ -223,3 +223,17 @@ def chat_template(tokenizer: Any, template_name: str) -> Any:
         from llamafactory.hparams import DataArguments
 
         return get_template_and_fix_tokenizer(tokenizer, DataArguments(template=template_name))
+
+
+def training_chat_template(tokenizer: Any, template_name: str) -> str | None:
+    """The Jinja chat template that renders LLaMA-Factory's `template_name` prompts (None: it cannot write one).
+
+    LLaMA-Factory writes it into a tokenizer only when the tokenizer has none; a model's own template can
+    differ from the training prompt (SmolLM2's default system line lacks the training template's final
+    period), so the gguf stage embeds this one.
+    """
+    template = chat_template(tokenizer, template_name)
+    try:
+        return template._get_jinja_template(tokenizer)
+    except ValueError:
+        return None

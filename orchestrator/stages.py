@@ -11,26 +11,34 @@ from dataclasses import dataclass
 
 from orchestrator.errors import OrchError
 
+LLAMAFACTORY, ORCH = "llamafactory", "orch"  # who runs a stage's job
+
 
 @dataclass(frozen=True)
 class Stage:
-    """What orch knows about one LLaMA-Factory stage."""
+    """What orch knows about one stage: a LLaMA-Factory one (rendered config) or one orch runs itself."""
 
     name: str  # the run's stage: model/method/<name>
-    command: str  # `llamafactory-cli <command> config.yaml`
+    command: str  # `llamafactory-cli <command> config.yaml` (orch stages: `python -m orchestrator.stagejob`)
     config_prefix: str  # rendered file `<prefix>_<model>_<method>[_<task>].yaml`
     output_key: str  # the config key holding the stage's output folder
-    folder: str  # the output folder's name in the run layout
+    folder: str  # the output folder's name in the run layout ("" for none of its own)
     data_keys: tuple[str, ...]  # config keys naming the datasets it reads
     trains: bool  # writes checkpoints: resumable, never silently restarted; every other stage follows one
+    runner: str = LLAMAFACTORY
+    after: str | None = "sft"  # the stage whose output it reads: its job waits for that one (None: every earlier)
 
 
-SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True)
+SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True, after=None)
 PREDICT = Stage("predict", "train", "predict", "output_dir", "predict", ("eval_dataset",), False)
 EXPORT = Stage("export", "export", "export", "export_dir", "merged", (), False)
+# orch's own stages: the merged model to GGUF (llama.cpp), and scoring every model the chain made.
+GGUF = Stage("gguf", "gguf", "gguf", "output_dir", "gguf", (), False, ORCH, after="export")
+EVAL = Stage("eval", "eval", "eval", "output_dir", "", (), False, ORCH, after=None)
 
-TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PREDICT, EXPORT)}
+TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PREDICT, EXPORT, GGUF, EVAL)}
 NAMES: tuple[str, ...] = tuple(TABLE)
+LLAMAFACTORY_NAMES: tuple[str, ...] = tuple(s.name for s in TABLE.values() if s.runner == LLAMAFACTORY)
 CHAINABLE: tuple[str, ...] = tuple(s.name for s in TABLE.values() if not s.trains)  # what `--then` may follow
 TRAINING = SFT.name
 

@@ -6,6 +6,7 @@ submitted, so a bad model in a list submits nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import random
@@ -17,12 +18,13 @@ from typing import Any
 
 import yaml
 
-from orchestrator import inputs, stages
+from orchestrator import inputs, stagejob, stages
 from orchestrator.catalog import Catalog
 from orchestrator.errors import OrchError
 from orchestrator.executors import JobSpec, get_executor
 from orchestrator.fileio import sha256_file, write_json_atomic, write_text_atomic
 from orchestrator.inputs import InputError
+from orchestrator.layout import GGUF_MANIFEST
 from orchestrator.locks import LOCK_NAME, run_locks
 from orchestrator.models import resolve_model
 from orchestrator.outputs import OutputState, output_status
@@ -86,6 +88,7 @@ class SubmitOptions:
     allow_config_change: bool = False
     resources: dict[str, Any] = field(default_factory=dict)
     command: str = ""
+    own_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # `--set gguf.key=...`: orch's own stages
 
 
 def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callable[[str], None] = print) -> list[Plan]:
@@ -97,10 +100,16 @@ def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callab
     bad = [s for s in opts.then if s not in stages.CHAINABLE]
     if bad:
         raise OrchError(f"--then {','.join(bad)}: unknown stage", fix=f"use --then {','.join(stages.CHAINABLE)}")
+    lf_sets, own_sets = stagejob.split_sets(tuple(opts.sets))
+    chain = tuple(s for s in stages.CHAINABLE if s in opts.then)  # the table's order: export before gguf before eval
+    stray = sorted(set(own_sets) - set(chain))
+    if stray:
+        raise OrchError(f"--set {stray[0]}.…: the {stray[0]} stage is not in this chain", fix=f"add --then {stray[0]}")
+    opts = dataclasses.replace(opts, sets=lf_sets, then=chain, own_sets=own_sets)
     runs = [
         job_catalog.layout.run(model, opts.method, stage, task.name)
         for model in models
-        for stage in (stages.TRAINING, *opts.then)
+        for stage in (stages.TRAINING, *chain)
     ]
     locks = {} if opts.dry_run else {job_catalog.layout.job_root(run) / LOCK_NAME: run.name for run in runs}
     with run_locks(locks):
@@ -126,9 +135,7 @@ def _plan_and_submit(
         if plan.action == "skip":
             log(f"{plan.run.name}: {plan.note}")
             continue
-        training = plan.run.stage == stages.TRAINING
-        parent = None if training else by_model[plan.run.model].get(stages.TRAINING)
-        depends = (parent.job_id,) if parent is not None and parent.job_id else ()
+        depends = _depends_on(plan.run.stage, by_model[plan.run.model])
         _execute(job_catalog, executor, plan, depends, opts)
         log(
             f"{plan.run.name}: submitted as {opts.executor} job {plan.job_id} ({plan.action}{plan.note and ': '}"
@@ -137,7 +144,18 @@ def _plan_and_submit(
     return plans
 
 
+def _depends_on(stage_name: str, earlier: dict[str, Plan]) -> tuple[str, ...]:
+    """The jobs a stage's job waits for (afterok): the one whose output it reads, or every earlier one."""
+    stage = stages.get(stage_name)
+    if stage.trains:
+        return ()
+    parents = [earlier.get(stage.after)] if stage.after else [p for name, p in earlier.items() if name != stage_name]
+    return tuple(p.job_id for p in parents if p is not None and p.job_id)
+
+
 def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: Context) -> Plan:
+    if stages.get(run.stage).runner == stages.ORCH:
+        return _plan_own(catalog, executor, run, task, opts)
     project = catalog.project
     sets, secret_sets = split_sets(tuple(opts.sets))
     rendered = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
@@ -164,6 +182,49 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
     _check_not_active(project, executor, run)
     _decide_output(catalog, plan, opts)
     return plan
+
+
+def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions) -> Plan:
+    """A job of one of orch's own stages (gguf, eval): its settings checked, its config written by orch."""
+    project, layout = catalog.project, catalog.layout
+    settings = catalog.settings(run.model, opts.method, task)
+    own = settings.get("orch", {})
+    values: dict[str, Any] = {"stage": run.stage, "run": run.name, "task": task.name}
+    values.update(stagejob.settings(run.stage, opts.then, own.get(run.stage), opts.own_sets.get(run.stage, {}), task))
+    if run.stage == stages.GGUF.name:
+        values["source"] = layout.output_setting(run.sibling(stages.EXPORT.name))
+        values["output_dir"] = layout.output_setting(run)
+    else:
+        values["output_dir"] = layout.output_setting(run.sibling(stages.TRAINING))
+    _check_inputs_will_exist(catalog, run, values, opts.then)
+    values["command"] = opts.command
+    text = f"# orch's own {run.stage} stage (python -m orchestrator.stagejob), written by orch submit.\n"
+    text += yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
+    given = {k: v for k, v in opts.resources.items() if v is not None}
+    slurm = check_resources({**own.get("slurm", {}), **given}, set(given))
+    render_job_script(catalog, run, layout.job_root(run) / "planned", layout.job_root(run), slurm)
+    plan = Plan(run, values, text, slurm, "fresh")
+    _check_not_active(project, executor, run)
+    if stages.get(run.stage).folder:
+        _decide_output(catalog, plan, opts)
+    return plan
+
+
+def _check_inputs_will_exist(catalog: Catalog, run: Run, values: dict[str, Any], chain: tuple[str, ...]) -> None:
+    """What an orch stage reads is made by this chain or is there now: refused here, not after the queue."""
+    project, layout = catalog.project, catalog.layout
+    needs = {stages.GGUF.name: [stages.EXPORT.name]}.get(run.stage, [])
+    if run.stage == stages.EVAL.name:
+        needs = [s for s, subject in stagejob.SUBJECT_OF_STAGE.items() if subject in values["subjects"]]
+    for stage in needs:
+        folder = layout.output_dir(run.sibling(stage))
+        made = stage in chain
+        if not made and not (folder / ("config.json" if stage == stages.EXPORT.name else GGUF_MANIFEST)).is_file():
+            raise OrchError(
+                f"{run.name} reads the {stage} stage's output, which is neither in this chain nor in "
+                f"{project.relative(folder)}",
+                fix=f"add it: --then {','.join(dict.fromkeys([*chain[: chain.index(run.stage)], stage, run.stage]))}",
+            )
 
 
 def _executor_problems(executor: str, values: dict[str, Any], source: str):

@@ -1,8 +1,9 @@
 """`orch pipeline`: one model from config to comparison in one command.
 
-Submit the training job (any executor), wait for it while showing its steps
-and loss, score the trained adapter and the untrained base model with both
-decodings (one encoding of each prompt serves both), score the task's
+Submit the training job (any executor) and after it the chain (`--then
+export,gguf`) and the eval job, which scores the trained adapter, the
+untrained base model and the chain's models (merged, GGUF) with both
+decodings on the executor; wait for each while showing its progress; score the task's
 model-free baselines (the majority labels, and the rules labeler where the
 task file names lexicons), and write the comparison and report. Every step is journaled in
 steps.md. This is what `make demo` runs with the bundled small model.
@@ -10,25 +11,23 @@ steps.md. This is what `make demo` runs with the bundled small model.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from orchestrator import stages
 from orchestrator.catalog import Catalog
 from orchestrator.collect import Comparison, compare
 from orchestrator.errors import OrchError
-from orchestrator.evaluation.evaluate import (
-    Scored,
-    baseline_kinds,
-    evaluate_baseline,
-    evaluate_decodings,
-    record_evaluation,
-)
+from orchestrator.evaluation.evaluate import baseline_kinds, evaluate_baseline, record_evaluation
 from orchestrator.executors.base import COMPLETED
 from orchestrator.layout import ADAPTER, BASE
 from orchestrator.monitor import RunStatus, step_counts, wait
 from orchestrator.project import Project
+from orchestrator.stagejob import SUBJECT_OF_STAGE
 from orchestrator.submit import SubmitOptions, submit
 from orchestrator.task import Task
 
@@ -42,6 +41,7 @@ class PipelineOptions:
 
     split: str = "test"
     batch_size: int | None = None  # None: chosen from free memory
+    then: tuple[str, ...] = ()  # stages before scoring, e.g. export, gguf (their models are scored too)
     baselines: bool = True  # the untrained base model and the task's model-free baselines
     sort: str | None = None  # default: risk recall first where the task has a risk field
     threshold: float | None = None  # default: the task's risk.min_recall
@@ -85,30 +85,35 @@ def run_pipeline(
     progress: Progress | None = None,
     on_status: Callable[[RunStatus], None] | None = None,
 ) -> PipelineResult:
-    """Train `model` (or reuse its finished run), score it and its baselines, compare everything."""
+    """Train `model` (or reuse its finished run), then the chain's jobs and the eval job; compare everything.
+
+    Scoring runs as a job on the same executor as training (`--then ...,eval`): on a cluster it runs on a
+    compute node, never where `orch` was typed. Progress of every job is followed from its log.
+    """
     opts = opts or PipelineOptions()
     project = catalog.project
     task = catalog.task(submit_opts.task)
     started = time.monotonic()
-    plan = submit(catalog, [model], submit_opts, log)[0]
-    result = PipelineResult(plan.run.name, None)
+    plans = submit(catalog, [model], _with_eval_job(submit_opts, opts), log)
+    result = PipelineResult(plans[0].run.name, None)
     result.timeline.append(("submit", time.monotonic() - started))
-    if plan.action != "skip":
-        with result.phase("training"):
-            result.status = wait(project, plan.run, lambda s: _on_training(s, progress, on_status))
-        if result.status.state != COMPLETED:
+    for plan in plans:
+        if plan.action == "skip":
+            continue
+        phase = PHASES.get(plan.run.stage, plan.run.stage)
+        with result.phase(phase):
+            status = wait(project, plan.run, _follower(project, plan, progress, on_status))
+        if plan.run.stage == stages.TRAINING:
+            result.status = status
+        if status.state != COMPLETED:
             raise OrchError(
-                f"{plan.run.name}: the training job ended {result.status.state}; nothing was scored\n"
-                f"{result.status.log_tail}",
-                fix=f"see `orch logs {plan.run.name}`; resubmitting resumes from the last checkpoint",
+                f"{plan.run.name}: the {plan.run.stage} job ended {status.state}"
+                f"{'; nothing was scored' if plan.run.stage != stages.EVAL.name else ''}\n{status.log_tail}",
+                fix=f"see `orch logs {plan.run.name}`; resubmitting resumes training from the last checkpoint",
             )
-    log(f"{plan.run.name}: trained; scoring it on the {opts.split} split ...")
-    with result.phase("scoring the adapter"):
-        result.evaluations += _score_model(project, task, plan, opts, base=False, progress=progress)
+        if plan.run.stage == stages.TRAINING:
+            log(f"{plan.run.name}: trained; the chain goes on ({', '.join(p.run.stage for p in plans[1:])}) ...")
     if opts.baselines:
-        log(f"{plan.run.name}: scoring the untrained base model the same way ...")
-        with result.phase("scoring the base model"):
-            result.evaluations += _score_model(project, task, plan, opts, base=True, progress=progress)
         with result.phase("model-free baselines"):
             for kind in baseline_kinds(task):
                 log(f"scoring the {kind} baseline ...")
@@ -118,28 +123,55 @@ def run_pipeline(
     return result
 
 
+# The timeline's name for each job of the chain.
+PHASES = {stages.TRAINING: "training", stages.EVAL.name: "scoring (eval job)"}
+SCORING_LINE = re.compile(r"^orch: scoring (\w+): (\d+)/(\d+)$", re.MULTILINE)
+
+
+def _with_eval_job(submit_opts: SubmitOptions, opts: PipelineOptions) -> SubmitOptions:
+    """The submission with the eval stage last: the adapter, the untrained base (baselines) and the chain's models."""
+    chain = tuple(s for s in (*submit_opts.then, *opts.then) if s != stages.EVAL.name)
+    subjects = [ADAPTER, *([BASE] if opts.baselines else [])]
+    subjects += [SUBJECT_OF_STAGE[s] for s in stages.CHAINABLE if s in chain and s in SUBJECT_OF_STAGE]
+    sets = [f"eval.split={opts.split}", "eval.subjects=" + ",".join(subjects)]
+    if opts.batch_size:
+        sets.append(f"eval.batch_size={opts.batch_size}")
+    return dataclasses.replace(
+        submit_opts, then=(*chain, stages.EVAL.name), sets=(*submit_opts.sets, *sets), command=opts.command
+    )
+
+
+def _follower(project: Project, plan, progress: Progress | None, on_status) -> Callable[[RunStatus], None]:
+    """What each poll of a job shows: training steps from its trainer log, scoring counts from its job log."""
+
+    def update(status: RunStatus) -> None:
+        if plan.run.stage == stages.TRAINING:
+            _on_training(status, progress, on_status)
+            return
+        if progress and plan.job_dir is not None:
+            found = SCORING_LINE.findall(_log_tail(plan.job_dir / "job.log"))
+            if found:
+                subject, done, total = found[-1]
+                progress(f"scoring {subject}", int(done), int(total))
+
+    return update
+
+
+def _log_tail(path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _on_training(status: RunStatus, progress: Progress | None, on_status) -> None:
     counts = step_counts(status)
     if progress and counts:
         progress("training", *counts)
     if on_status:
         on_status(status)
-
-
-def _score_model(project: Project, task: Task, plan, opts: PipelineOptions, base: bool, progress):
-    phase = "scoring base model" if base else "scoring"
-    results = evaluate_decodings(
-        project,
-        task,
-        Scored(plan.run, BASE if base else ADAPTER),
-        split=opts.split,
-        batch_size=opts.batch_size,
-        progress=(lambda done, total: progress(phase, done, total)) if progress else None,
-        operating_point=not base,  # the untrained base is a reference row; `orch eval --base` gives its threshold
-    )
-    for result in results.values():
-        record_evaluation(project, result, plan.run, opts.command)
-    return list(results.values())
 
 
 def _score_baseline(project: Project, task: Task, kind: str, opts: PipelineOptions):

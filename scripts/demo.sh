@@ -4,8 +4,11 @@
 # check the rendered configs and validate them, then `orch pipeline`: LoRA
 # training on data/student_mental (local executor; SLURM when
 # ORCH_EXECUTOR=slurm, started on this machine by scripts/slurm-up.sh),
-# scoring of the adapter, the untrained base model and the rules labeler,
-# the comparison, reports/index.html and the steps.md entries.
+# then the deploy chain (merge-export, GGUF F16 + Q4_K_M with llama.cpp), the
+# eval job scoring the adapter, the untrained base model and the Q4_K_M GGUF
+# (through llama.cpp), the rules labeler, the comparison (with the GGUF's
+# agreement with the adapter and its risk-recall change), reports/index.html,
+# the deployable folder and the steps.md entries.
 #   DEMO_ARGS="--restart"   train again (a finished run is otherwise reused)
 #   DEMO_STEPS=N            the longer run (`make demo-long`): N steps from scratch
 #                           (old outputs moved aside), a checkpoint every N/6 steps,
@@ -35,9 +38,9 @@ if [ "$EXECUTOR" = slurm ]; then
   echo "== SLURM: a single-node cluster on this machine (scripts/slurm-up.sh)"
   bash scripts/slurm-up.sh
 fi
-echo "== 3/4 train ($EXECUTOR executor), score the adapter and the baselines, compare"
+echo "== 3/4 train, merge, export GGUF Q4_K_M ($EXECUTOR executor); score adapter, base and GGUF in a job; compare"
 # shellcheck disable=SC2086
-$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" ${DEMO_ARGS:-} "${LONG[@]}"
+$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" --then export,gguf ${DEMO_ARGS:-} "${LONG[@]}"
 echo "== 4/4 what the training curves say"
 $ORCH diagnose "$MODEL/lora"
 if [ -n "${DEMO_STEPS:-}" ]; then
@@ -45,4 +48,5 @@ if [ -n "${DEMO_STEPS:-}" ]; then
   $ORCH eval "$MODEL/lora" --checkpoint all
 fi
 echo
+echo "deployable: saves/$MODEL/lora/gguf/ (GGUF Q4_K_M and F16, grammar, model card README.md)"
 echo "demo finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

@@ -41,16 +41,15 @@ def test_pipeline_trains_scores_baselines_and_compares(project, catalog, executo
     assert ("training", 4, 4) in seen  # training progress reached the end
     val_n = len((project.root / "data/student_mental/val.jsonl").read_text().splitlines())
     total = 10 + val_n  # the val split is scored too, to choose the risk threshold
-    assert ("scoring", total, total) in seen and ("scoring base model", 10, 10) in seen  # base: test only
+    # Scoring ran as a job on the executor; its progress came from the job's log (the last count at least).
+    scoring = [item for item in seen if item[0].startswith("scoring")]
+    assert scoring[-1] == ("scoring base", 10, 10)  # base: test only
+    eval_log = next((project.root / "jobs").glob("tiny-qwen3_lora_eval/*/job.log")).read_text()
+    assert f"orch: scoring adapter: {total}/{total}" in eval_log and "orch: scoring base: 10/10" in eval_log
     phases = [name for name, _ in result.timeline]
-    assert phases == [
-        "submit",
-        "training",
-        "scoring the adapter",
-        "scoring the base model",
-        "model-free baselines",
-        "comparison and report",
-    ]
+    assert phases == ["submit", "training", "scoring (eval job)", "model-free baselines", "comparison and report"]
+    evals = [r for r in ledger.read(project.ledger) if r["event"] == "submitted" and r["stage"] == "eval"]
+    assert len(evals) == 1 and evals[0]["executor"] == executor and evals[0]["depends_on"]
     assert all(seconds >= 0 for _, seconds in result.timeline)
     eval_root = project.root / "saves/tiny-qwen3/lora/sft/eval/test"
     metrics = {d: json.loads((eval_root / d / "metrics.json").read_text()) for d in EVAL_DIRS}
@@ -106,7 +105,7 @@ def test_pipeline_again_reuses_the_finished_run_and_cli_prints_the_report(projec
     assert len(verdicts) == 2 and all(": NOT USABLE: " in v or ": CANDIDATE: " in v for v in verdicts), verdicts
     assert "Full table: reports/comparison.md" in result.stdout
     timeline = next(line for line in result.stdout.splitlines() if line.startswith("Timeline: "))
-    assert "scoring the adapter" in timeline and "training" not in timeline  # reused: nothing trained
+    assert "scoring (eval job)" in timeline and "training" not in timeline  # reused: nothing trained
     diagnosed = orch("diagnose", "tiny-qwen3/lora")
     assert diagnosed.exit_code == 0 and "verdict:" in diagnosed.stdout and "task" in diagnosed.stdout
 

@@ -87,3 +87,41 @@ def tiny_windowed_mistral(vocab_size: int, window: int = 16, seed: int = 0):
 
     torch.manual_seed(seed)
     return MistralForCausalLM(MistralConfig(vocab_size=vocab_size, sliding_window=window, **TINY_SIZES)).eval()
+
+
+def build_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A random 2-layer Llama with SmolLM2's tokenizer in `out`: llama.cpp's converter recognises it.
+
+    The tiny Qwen3's fixture-trained tokenizer is refused by llama.cpp's converter (an unknown
+    pre-tokenizer); SmolLM2's is the "smollm" one it knows. Hidden size 256, so its weight rows are
+    multiples of llama.cpp's K-quant block and Q4_K_M really quantizes them (about 14 MB at F16).
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        if (tokenizer_dir / name).is_file():
+            shutil.copy2(tokenizer_dir / name, out / name)
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(out))
+    return out

@@ -17,7 +17,12 @@ from orchestrator.project import find_project
 @executor_option
 @task_option
 @set_option
-@click.option("--then", "then", default="", help="Chain stages after training: predict,export (afterok).")
+@click.option(
+    "--then",
+    "then",
+    default="",
+    help="Chain stages after training (afterok): predict, export, gguf, eval; e.g. export,gguf,eval.",
+)
 @click.option("--restart", is_flag=True, help="Train from scratch; the old output directory is moved aside.")
 @click.option("--allow-config-change", is_flag=True, help="Resume even though the config changed since the checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Render, validate and plan; submit nothing.")
@@ -73,6 +78,12 @@ def _submit_options(cat, models: tuple[str, ...], *, method: str, executor: str 
 @task_option
 @set_option
 @click.option("--restart", is_flag=True, help="Train from scratch; the old output directory is moved aside.")
+@click.option(
+    "--then",
+    "then",
+    default="",
+    help="Stages between training and scoring, e.g. export,gguf: their models are scored too (the deploy demo).",
+)
 @click.option("--split", default="test", show_default=True, help="Task split to score on.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Examples scored at once.")
 @click.option("--no-baselines", is_flag=True, help="Skip the untrained base model and the model-free baselines.")
@@ -80,9 +91,9 @@ def _submit_options(cat, models: tuple[str, ...], *, method: str, executor: str 
 @click.option("--partition", default=None, help="SLURM partition.")
 @click.option("--time", "time_limit", default=None, help="SLURM time limit, e.g. 24:00:00.")
 def pipeline(
-    model, method, executor, task, sets, restart, split, batch_size, no_baselines, sort, partition, time_limit
+    model, method, executor, task, sets, restart, then, split, batch_size, no_baselines, sort, partition, time_limit
 ) -> None:
-    """Train MODEL, wait, score it and the baselines (constrained and free), compare: the whole job in one go."""
+    """Train MODEL, then the chain and the eval job (scoring on the executor), baselines, compare: in one go."""
     from orchestrator.collect import compact_table, verdict_lines
     from orchestrator.workflow import PipelineOptions, run_pipeline
 
@@ -98,7 +109,8 @@ def pipeline(
         restart=restart,
         resources=resources,
     )
-    opts = PipelineOptions(split, batch_size, not no_baselines, sort, command=command_line())
+    chain = tuple(s for s in then.split(",") if s)
+    opts = PipelineOptions(split, batch_size, chain, not no_baselines, sort, command=command_line())
     with Bars() as bars:
         try:
             result = run_pipeline(

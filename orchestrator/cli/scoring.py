@@ -29,6 +29,7 @@ from orchestrator.errors import OrchError
 )
 @click.option("--base", is_flag=True, help="Score the untrained base model (no adapter) as a baseline.")
 @click.option("--merged", is_flag=True, help="Score the merged model (the export stage's output) instead.")
+@click.option("--gguf", is_flag=True, help="Score the gguf stage's quantized model through llama.cpp instead.")
 @click.option("--rules", "rules_baseline", is_flag=True, help="Score the task's rules labeler (no model).")
 @click.option("--majority", is_flag=True, help="Score the majority baseline: each field's most frequent label.")
 @click.option(
@@ -52,6 +53,7 @@ def eval_cmd(
     max_new_tokens,
     base,
     merged,
+    gguf,
     rules_baseline,
     majority,
     predictions,
@@ -67,16 +69,17 @@ def eval_cmd(
         score_predictions_file,
     )
     from orchestrator.evaluation.metrics import summary
-    from orchestrator.layout import ADAPTER, BASE, MAJORITY, MERGED, RULES
+    from orchestrator.layout import ADAPTER, BASE, GGUF, MAJORITY, MERGED, RULES
     from orchestrator.stages import TRAINING
 
     cat = catalog()
     parsed = cat.layout.parse_run(run, task) if run else None
     task_obj = cat.task(cat.layout.task_of(parsed) if parsed else task)
-    if base and merged:
-        raise OrchError("--base and --merged score different models", fix="pick one")
-    if checkpoint is not None and (base or merged or rules_baseline or majority or predictions or parsed is None):
-        raise OrchError("--checkpoint scores a run's own adapter", fix="name the run, without --base/--merged/...")
+    if sum((base, merged, gguf)) > 1:
+        raise OrchError("--base, --merged and --gguf score different models", fix="pick one")
+    other_subject = base or merged or gguf or rules_baseline or majority or predictions
+    if checkpoint is not None and (other_subject or parsed is None):
+        raise OrchError("--checkpoint scores a run's own adapter", fix="name the run, without --base/--gguf/...")
     if checkpoint == "all":
         _learning_curve(cat, task_obj, parsed.sibling(TRAINING), split, batch_size, decoding, limit)
         return
@@ -90,7 +93,7 @@ def eval_cmd(
     else:
         if parsed is None:
             raise OrchError("name a run (MODEL/METHOD) or pass --predictions FILE, --rules or --majority")
-        subject = BASE if base else MERGED if merged else ADAPTER
+        subject = BASE if base else MERGED if merged else GGUF if gguf else ADAPTER
         decodings = ("constrained", "free") if decoding == "both" else (decoding,)
         with progress(f"{decoding} decoding") as update:
             results = list(

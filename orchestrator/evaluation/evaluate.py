@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import inputs, ledger, outputs, steps
+from orchestrator import inputs, ledger, llamacpp, outputs, steps
 from orchestrator.answers import extract
-from orchestrator.datasets import check_rows, client_text
+from orchestrator.datasets import check_rows, client_text, user_content
 from orchestrator.errors import OrchError
 from orchestrator.evaluation import decoding
 from orchestrator.evaluation import operating_point as op
@@ -30,6 +30,7 @@ from orchestrator.layout import (
     ADAPTER,
     BASE,
     BASELINE_KINDS,
+    GGUF,
     LF_PREDICT,
     MAJORITY,
     MERGED,
@@ -44,11 +45,12 @@ from orchestrator.stages import Event
 from orchestrator.task import Task
 
 DECODINGS = ("constrained", "free")
-MODEL_SUBJECTS = (ADAPTER, BASE, MERGED)
+MODEL_SUBJECTS = (ADAPTER, BASE, MERGED, GGUF)
 SUBJECT_WORDS = {
     ADAPTER: "the run",
     BASE: "the untrained base model",
     MERGED: "the merged model",
+    GGUF: "the quantized GGUF model (llama.cpp)",
     RULES: "the rules labeler",
     MAJORITY: "the majority baseline",
 }
@@ -123,6 +125,65 @@ def load_for_eval(
 
         model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
     return model.eval(), tokenizer, template
+
+
+def gguf_tokenizer(project: Project, gguf_dir: Path, config: dict[str, Any]) -> tuple[Any, str]:
+    """The tokenizer a GGUF folder's model was trained with (its merged model's), and the chat template name.
+
+    LLaMA-Factory's template encodes the prompt with it; llama.cpp is then fed those ids, never a string.
+    """
+    from transformers import AutoTokenizer
+
+    from orchestrator.deploy import manifest
+
+    _quiet_libraries()
+    source = project.resolve(str(manifest(gguf_dir)["source"]))
+    if not source.is_dir():
+        raise OrchError(f"{project.relative(source)} (the merged model it came from) is gone", fix="export it again")
+    return AutoTokenizer.from_pretrained(str(source)), str(config["template"])
+
+
+def _load_gguf(
+    gguf_dir: Path,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    budget: int,
+    task: Task,
+    extra: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """llama.cpp's model for the quantized file, sized for the longest prompt; its chat template checked."""
+    from orchestrator.deploy import manifest, quantized_file
+
+    path = quantized_file(gguf_dir)
+    longest = max((len(p) for p in prompts), default=1) + max(budget, decoding.answer_budget(task, tokenizer)) + 8
+    model = llamacpp.GgufModel(path, n_ctx=longest)
+    check = llamacpp.chat_template_check(path, tokenizer, prompts[0], user_content(rows[0])) if rows else None
+    return model, {**extra, "quantization": manifest(gguf_dir)["quantization"], "chat_template": check}
+
+
+def model_bytes(project: Project, scored: Scored, model_dir: Path, config: dict[str, Any]) -> int | None:
+    """What a deployer ships to run the scored model: base weights + adapter, the merged weights, or the GGUF."""
+    if scored.subject == GGUF:
+        from orchestrator.deploy import quantized_file
+
+        return quantized_file(model_dir).stat().st_size
+    total = _weights_bytes(model_dir)
+    if scored.subject in (ADAPTER, BASE):
+        resolved = resolve_model(project, str(config["model_name_or_path"]))
+        base = _weights_bytes(resolved.path) if resolved.path else 0
+        total = base + (total if scored.subject == ADAPTER else 0)
+    return total or None
+
+
+def _weights_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
+
+
+def _generation_speed(tokenizer: Any, items: list[Any], seconds: float) -> dict[str, Any]:
+    """Free decoding's generated tokens, and per second of the timed decoding (what a user waits for)."""
+    generated = sum(len(tokenizer.encode(d.raw, add_special_tokens=False)) for d in items)
+    return {"generated_tokens": generated, "tokens_per_second": generated / seconds if seconds else None}
 
 
 def training_config(project: Project, train_dir: Path) -> dict[str, Any]:
@@ -229,15 +290,22 @@ def evaluate_decodings(
     model_dir = scored.model_dir(project)
     config = training_config(project, train_dir)
     check_trained_on(project, task, train_dir, config)
-    model, tokenizer, template_name = load_for_eval(
-        project, model_dir, config, merged=scored.subject == MERGED, base=scored.subject == BASE
-    )
+    gguf = scored.subject == GGUF
+    if gguf:
+        tokenizer, template_name = gguf_tokenizer(project, model_dir, config)
+    else:
+        model, tokenizer, template_name = load_for_eval(
+            project, model_dir, config, merged=scored.subject == MERGED, base=scored.subject == BASE
+        )
     template = load_template(tokenizer, template_name)
     budget = max_new_tokens or decoding.answer_budget(task, tokenizer)
     prompts = [prompt_ids(template, tokenizer, row) for row in rows]
     val_rows = _val_rows(project, task, split, decodings, limit) if operating_point else []
     val_prompts = [prompt_ids(template, tokenizer, row) for row in val_rows]
-    size = decoded_batch_size(model, prompts + val_prompts, batch_size)
+    extra: dict[str, Any] = {"model_bytes": model_bytes(project, scored, model_dir, config)}
+    if gguf:
+        model, extra = _load_gguf(model_dir, tokenizer, prompts + val_prompts, budget, task, extra, rows)
+    size = 1 if gguf else decoded_batch_size(model, prompts + val_prompts, batch_size)
     total = len(rows) + len(val_rows)
 
     def report(done: int, offset: int) -> None:
@@ -266,11 +334,18 @@ def evaluate_decodings(
             "batch_size": size,
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
             **({"checkpoint": scored.checkpoint} if scored.checkpoint else {}),
+            **extra,
+            **(_generation_speed(tokenizer, items, seconds) if mode == "free" else {}),
         }
         out_dir = scored.eval_dir(project, split, mode)
         probabilities = [d.probabilities for d in items]
         point = chosen if mode == "constrained" else None
         results[mode] = _write(task, rows, [d.raw for d in items], probabilities, out_dir, meta, point)
+    if gguf:
+        from orchestrator.deploy import write_model_card
+
+        model.close()
+        write_model_card(project, task, model_dir, scored.run)  # the deployable folder's card gets the scores
     return results
 
 
@@ -318,6 +393,8 @@ def _decode_all(
     """Every prompt decoded each way, in the prompts' order: shared prefix once, length-sorted batches."""
     if not prompts:
         return {d: [] for d in decodings}
+    if isinstance(model, llamacpp.GgufModel):
+        return llamacpp.decode_all(model, tokenizer, task, prompts, decodings, budget, progress)
     prefix = decoding.SharedPrefix(model, decoding.common_prefix(prompts))
     out: dict[str, list[Any]] = {d: [None] * len(prompts) for d in decodings}
     done = 0

@@ -243,7 +243,22 @@ def summary(metrics: dict[str, Any]) -> str:
             f"answers: {spread['distinct']} distinct; the most common one given "
             f"{spread['most_common_share']['k']}/{spread['most_common_share']['n']} times"
         )
+    if metrics.get("tokens_per_second"):
+        lines.append(f"speed: {metrics['tokens_per_second']:.1f} generated tokens/s on this machine")
+    template = metrics.get("chat_template")
+    if template and not template.get("match"):
+        lines.append(chat_template_warning(template))
     return "\n".join(lines)
+
+
+def chat_template_warning(check: dict[str, Any]) -> str:
+    """The warning for a GGUF whose embedded chat template does not render the training prompt."""
+    said = check.get("note") or "renders another prompt than the one the model was trained on"
+    return (
+        f"WARNING: the chat template embedded in the GGUF {said}; apps using llama.cpp's chat API will prompt "
+        f"it differently (scores above fed the training prompt's ids).\n  training prompt: {check.get('training')!r}"
+        f"\n  GGUF's template:  {check.get('gguf')!r}"
+    )
 
 
 def operating_point_text(point: dict[str, Any]) -> str:

@@ -1,0 +1,112 @@
+"""How far a merged or quantized model still answers like the adapter it came from.
+
+Per field: the share of examples (matched by id) where both gave the same
+valid value. Risk: the change in any-risk recall against the adapter, same
+split and decoding; a drop is flagged, because a quantized model that quietly
+stops flagging risk is the worst outcome of shipping one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator import inputs
+from orchestrator.layout import ADAPTER, GGUF, MERGED, read_metrics
+from orchestrator.project import Project
+from orchestrator.runs import Run
+from orchestrator.task import Task
+
+COMPARED = (MERGED, GGUF)  # the subjects compared against their adapter
+
+
+def _answers(path: Path) -> dict[str, Any]:
+    out = {}
+    for line in inputs.read_jsonl(path):
+        if isinstance(line.data, dict):
+            out[str(line.data.get("id"))] = line.data.get("parsed")
+    return out
+
+
+def field_agreement(task: Task, reference: Path, other: Path) -> dict[str, Any]:
+    """Per-field agreement of two predictions.jsonl files (examples in both, by id), with the count compared."""
+    ref, oth = _answers(reference), _answers(other)
+    ids = [i for i in ref if i in oth]
+    out: dict[str, Any] = {"n": len(ids)}
+    for name in task.field_names:
+        same = sum(
+            isinstance(ref[i], dict)
+            and isinstance(oth[i], dict)
+            and name in ref[i]
+            and ref[i].get(name) == oth[i].get(name)
+            for i in ids
+        )
+        out[name] = same / len(ids) if ids else None
+    every = sum(
+        isinstance(ref[i], dict)
+        and isinstance(oth[i], dict)
+        and all(ref[i].get(n) == oth[i].get(n) for n in task.field_names)
+        for i in ids
+    )
+    out["all"] = every / len(ids) if ids else None
+    return out
+
+
+def against_adapter(task: Task, metrics: dict[str, Any], predictions: Path, adapter_dir: Path) -> dict[str, Any] | None:
+    """Agreement with the adapter's answers and the change in any-risk recall (None: the adapter was not scored)."""
+    ref_pred, ref_metrics = adapter_dir / "predictions.jsonl", adapter_dir / "metrics.json"
+    if not ref_pred.is_file() or not ref_metrics.is_file() or not predictions.is_file():
+        return None
+    out = {"agreement": field_agreement(task, ref_pred, predictions)}
+    if task.has_risk:
+        mine = (metrics.get("risk") or {}).get("any_risk_recall")
+        theirs = (read_metrics(ref_metrics).get("risk") or {}).get("any_risk_recall")
+        change = mine - theirs if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) else None
+        out["risk_recall_change"] = change
+        out["risk_recall_drop"] = change is not None and change < 0
+    return out
+
+
+def compare_to_adapter(project: Project, task: Task, run: Run, split: str = "test") -> list[dict[str, str]]:
+    """The model card's score rows: the adapter, merged and GGUF evaluations of a training run on `split`."""
+    from orchestrator.evaluation.evaluate import Scored
+
+    rows: list[dict[str, str]] = []
+    adapter = Scored(run, ADAPTER)
+    for subject in (ADAPTER, *COMPARED):
+        scored = Scored(run, subject)
+        for decoding in ("constrained", "free"):
+            folder = scored.eval_dir(project, split, decoding)
+            if not (folder / "metrics.json").is_file():
+                continue
+            metrics = read_metrics(folder / "metrics.json")
+            vs = None
+            if subject != ADAPTER:
+                reference = adapter.eval_dir(project, split, decoding)
+                vs = against_adapter(task, metrics, folder / "predictions.jsonl", reference)
+            rows.append(_card_row(task, subject, metrics, vs))
+    return rows
+
+
+def _card_row(task: Task, subject: str, metrics: dict[str, Any], vs: dict[str, Any] | None) -> dict[str, str]:
+    recall = (metrics.get("risk") or {}).get("any_risk_recall")
+    agree = (
+        "-"
+        if vs is None
+        else ", ".join(f"{k} {v:.0%}" for k, v in vs["agreement"].items() if k != "n" and v is not None)
+    )
+    change = (vs or {}).get("risk_recall_change")
+    recall_text = "-" if recall is None else f"{recall:.0%}"
+    if change is not None:
+        recall_text += f" ({change:+.0%} vs adapter{', DROPPED' if change < 0 else ''})"
+    size = metrics.get("model_bytes")
+    label = metrics.get("quantization") or subject
+    return {
+        "label": label,
+        "decoding": str(metrics.get("decoding")),
+        "split": str(metrics.get("split")),
+        "valid": "-" if metrics.get("valid_rate") is None else f"{metrics['valid_rate']:.0%}",
+        "recall": recall_text if task.has_risk else "-",
+        "agreement": agree,
+        "size": "-" if not size else f"{size / 1e6:.1f} MB",
+    }
