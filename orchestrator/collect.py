@@ -129,7 +129,7 @@ def _deploy_columns(
     size = metrics.get("model_bytes")
     out: dict[str, Any] = {
         "model_mb": size / 1e6 if isinstance(size, (int, float)) else None,
-        "gen_tokens_per_s": metrics.get("tokens_per_second"),
+        "decode_tokens_per_s": metrics.get("tokens_per_second"),
         "agreement_all": None,
         **{f"agree_{name}": None for name in task.field_names},
         "agreement_n": None,
@@ -400,7 +400,7 @@ COMPACT_DEPLOY = (
     ("agreement_all", "agrees with adapter"),
     ("risk_recall_change", "risk recall vs adapter"),
     ("model_mb", "MB"),
-    ("gen_tokens_per_s", "tok/s"),
+    ("decode_tokens_per_s", "tok/s"),
 )
 
 

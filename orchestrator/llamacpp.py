@@ -15,7 +15,9 @@ stopped when the JSON object closes, then the extractor).
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -53,6 +55,29 @@ def source_dir() -> Path:
             fix=SETUP_FIX + ", or point $ORCH_LLAMA_CPP_SRC at an unpacked llama-cpp-python source of that version",
         )
     return vendor
+
+
+@functools.cache
+def supported_architectures() -> frozenset[str]:
+    """The model architectures llama.cpp's converter converts (its own `--print-supported-models` list)."""
+    vendor = source_dir()
+    env = {**os.environ, "PYTHONPATH": str(vendor / "gguf-py")}
+    cmd = [sys.executable, str(vendor / "convert_hf_to_gguf.py"), "--print-supported-models"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    names = re.findall(r"^\s*-\s*(\w+)\s*$", result.stdout + result.stderr, flags=re.MULTILINE)
+    if result.returncode != 0 or not names:
+        raise OrchError("llama.cpp's converter did not list the architectures it supports", fix=SETUP_FIX)
+    return frozenset(names)
+
+
+def check_architecture(architecture: str, where: str) -> None:
+    """Refuse, before any job is queued, a model llama.cpp's converter cannot convert."""
+    if architecture not in supported_architectures():
+        raise OrchError(
+            f"{where}: llama.cpp's converter (llama-cpp-python {bindings().__version__}) cannot convert "
+            f"{architecture} models to GGUF",
+            fix="drop gguf from --then (the merged model still ships), or pin a llama-cpp-python that supports it",
+        )
 
 
 def quant_types() -> dict[str, int]:
@@ -154,41 +179,55 @@ def chat_template_check(path: Path, tokenizer: Any, prompt: list[int], user_text
 
 
 class GgufModel:
-    """A GGUF model loaded by llama.cpp, fed token ids, with the logits of every position kept."""
+    """A GGUF model loaded by llama.cpp and fed token ids, keeping the next-token logits of each fed sequence.
+
+    Only the last position of each `feed` gets logits (llama.cpp's vocabulary projection for every prompt
+    position would cost as much as the rest of the model), so callers extend a sequence one token at a time
+    where they need each position's distribution.
+    """
 
     def __init__(self, path: Path, n_ctx: int, threads: int | None = None):
-        module = bindings()
+        self.module = bindings()
         self.path = path
-        self.llm = module.Llama(
+        self.llm = self.module.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=min(512, n_ctx),
-            logits_all=True,
+            logits_all=False,
             verbose=False,
             n_threads=threads or max(1, os.cpu_count() or 1),
         )
         self.eos = {self.llm.token_eos()}
+        self.rows: dict[int, Any] = {}  # position -> next-token logits after it
 
     def feed(self, ids: list[int]) -> None:
         """Make `ids` the sequence evaluated, reusing the cache for the prefix it shares with the last one."""
+        import numpy as np
+
         llm = self.llm
         if len(ids) > llm.n_ctx():
             raise OrchError(f"a prompt of {len(ids)} tokens does not fit llama.cpp's context of {llm.n_ctx()}")
         have = llm.input_ids[: llm.n_tokens].tolist()
-        keep = 0
-        limit = min(len(have), len(ids) - 1)
+        keep, limit = 0, min(len(have), len(ids) - 1)
         while keep < limit and have[keep] == ids[keep]:
             keep += 1
         llm.n_tokens = keep
         llm.eval(ids[keep:])
+        for position in [p for p in self.rows if p >= keep]:
+            del self.rows[position]
+        logits = self.module.llama_get_logits_ith(llm.ctx, -1)
+        self.rows[len(ids) - 1] = np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).astype(np.float64)
 
     def log_probs(self, position: int) -> Any:
-        """The next-token log-probabilities after `position` of the sequence fed."""
+        """The next-token log-probabilities after `position` (which must have ended a `feed`)."""
         import numpy as np
 
-        row = np.asarray(self.llm.scores[position], dtype=np.float64)
-        row = row - row.max()
+        row = self.rows[position] - self.rows[position].max()
         return row - np.log(np.exp(row).sum())
+
+    def greedy_next(self) -> int:
+        """The most probable token after the sequence fed."""
+        return int(self.rows[self.llm.n_tokens - 1].argmax())
 
     def close(self) -> None:
         self.llm.close()
@@ -209,14 +248,15 @@ def constrained_one(model: GgufModel, tokenizer: Any, task: Task, prompt: list[i
         context = prompt + answer
         values = task.field_values(name)
         pieces = [tokenizer.encode(_value_piece(v, index == len(names) - 1), add_special_tokens=False) for v in values]
+        model.feed(context)
+        first = model.log_probs(len(context) - 1)
         scores = []
         for piece in pieces:
-            if len(piece) > 1:
-                model.feed(context + piece[:-1])
-            else:
-                model.feed(context)
-            start = len(context) - 1
-            scores.append(sum(float(model.log_probs(start + t)[token]) for t, token in enumerate(piece)))
+            total = float(first[piece[0]])
+            for t in range(1, len(piece)):  # one token at a time: each position's distribution is needed
+                model.feed(context + piece[:t])
+                total += float(model.log_probs(len(context) + t - 1)[piece[t]])
+            scores.append(total)
         weights = np.exp(np.asarray(scores) - max(scores))
         weights /= weights.sum()
         best = int(np.argmax(scores))
@@ -228,24 +268,37 @@ def constrained_one(model: GgufModel, tokenizer: Any, task: Task, prompt: list[i
 
 def free_one(model: GgufModel, tokenizer: Any, prompt: list[int], budget: int) -> Any:
     """One prompt's greedy generation, stopped at end of turn, when the JSON object closes, or at `budget`."""
-    import numpy as np
-
     from orchestrator.evaluation.decoding import Decoded, json_closed
 
     stops = model.eos | {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
-    model.feed(prompt)
+    sequence = list(prompt)
+    model.feed(sequence)
     out: list[int] = []
     text = ""
     while len(out) < budget:
-        token = int(np.argmax(model.llm.scores[model.llm.n_tokens - 1]))
+        token = model.greedy_next()
         if token in stops:
             break
         out.append(token)
         text = tokenizer.decode(out, skip_special_tokens=True)
         if json_closed(text):
             break
-        model.llm.eval([token])
+        sequence.append(token)
+        model.feed(sequence)
     return Decoded(text)
+
+
+def decode_speed(model: GgufModel, prompt: list[int], tokens: int = 32) -> float:
+    """Greedy decoding speed at batch 1 after `prompt` (tokens per second, the prompt's reading excluded)."""
+    import time
+
+    sequence = list(prompt)
+    model.feed(sequence)
+    started = time.perf_counter()
+    for _ in range(tokens):
+        sequence.append(model.greedy_next())
+        model.feed(sequence)
+    return tokens / (time.perf_counter() - started)
 
 
 def decode_all(

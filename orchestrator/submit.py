@@ -194,6 +194,7 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions) -
     if run.stage == stages.GGUF.name:
         values["source"] = layout.output_setting(run.sibling(stages.EXPORT.name))
         values["output_dir"] = layout.output_setting(run)
+        _check_convertible(catalog, run, settings)
     else:
         values["output_dir"] = layout.output_setting(run.sibling(stages.TRAINING))
     _check_inputs_will_exist(catalog, run, values, opts.then)
@@ -208,6 +209,22 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions) -
     if stages.get(run.stage).folder:
         _decide_output(catalog, plan, opts)
     return plan
+
+
+def _check_convertible(catalog: Catalog, run: Run, settings: dict[str, Any]) -> None:
+    """llama.cpp's converter knows the model's architecture: its config.json's where the weights are here,
+    else the family's `orch.architecture`."""
+    from orchestrator import llamacpp
+
+    resolved = resolve_model(catalog.project, str(settings.get("model_name_or_path", "")))
+    architectures: list[str] = []
+    if resolved.path is not None and (resolved.path / "config.json").is_file():
+        config = inputs.read_json(resolved.path / "config.json")
+        architectures = [str(a) for a in (config.get("architectures") or [])] if isinstance(config, dict) else []
+    declared = settings.get("orch", {}).get("architecture")
+    where = f"{run.name} ({'config.json' if architectures else 'orch.architecture of its family'})"
+    for architecture in architectures or ([str(declared)] if declared else []):
+        llamacpp.check_architecture(architecture, where)
 
 
 def _check_inputs_will_exist(catalog: Catalog, run: Run, values: dict[str, Any], chain: tuple[str, ...]) -> None:

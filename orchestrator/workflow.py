@@ -136,8 +136,9 @@ def _with_eval_job(submit_opts: SubmitOptions, opts: PipelineOptions) -> SubmitO
     sets = [f"eval.split={opts.split}", "eval.subjects=" + ",".join(subjects)]
     if opts.batch_size:
         sets.append(f"eval.batch_size={opts.batch_size}")
+    # The user's own --set eval.* come after these defaults, so they win.
     return dataclasses.replace(
-        submit_opts, then=(*chain, stages.EVAL.name), sets=(*submit_opts.sets, *sets), command=opts.command
+        submit_opts, then=(*chain, stages.EVAL.name), sets=(*sets, *submit_opts.sets), command=opts.command
     )
 
 
@@ -147,6 +148,9 @@ def _follower(project: Project, plan, progress: Progress | None, on_status) -> C
     def update(status: RunStatus) -> None:
         if plan.run.stage == stages.TRAINING:
             _on_training(status, progress, on_status)
+            return
+        if progress and plan.run.stage != stages.EVAL.name:  # one step: the job's state is its progress
+            progress(f"{plan.run.stage} job ({status.state.lower()})", int(status.state == COMPLETED), 1)
             return
         if progress and plan.job_dir is not None:
             found = SCORING_LINE.findall(_log_tail(plan.job_dir / "job.log"))

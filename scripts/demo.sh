@@ -39,8 +39,11 @@ if [ "$EXECUTOR" = slurm ]; then
   bash scripts/slurm-up.sh
 fi
 echo "== 3/4 train, merge, export GGUF Q4_K_M ($EXECUTOR executor); score adapter, base and GGUF in a job; compare"
+# The merged model is exported (the GGUF is made from it) but not scored here, to stay within 15 minutes
+# on 2 cores: `orch eval smollm2-135m/lora --merged --decoding both` scores it afterwards.
 # shellcheck disable=SC2086
-$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" --then export,gguf ${DEMO_ARGS:-} "${LONG[@]}"
+$ORCH pipeline "$MODEL" --method lora --executor "$EXECUTOR" --then export,gguf --set eval.subjects=adapter,base,gguf \
+  ${DEMO_ARGS:-} "${LONG[@]}"
 echo "== 4/4 what the training curves say"
 $ORCH diagnose "$MODEL/lora"
 if [ -n "${DEMO_STEPS:-}" ]; then

@@ -27,7 +27,10 @@ def test_default_demo_trains_with_the_template_settings(tmp_path):
     done, calls = _demo(tmp_path)
     assert done.returncode == 0, done.stderr
     pipeline = next(c for c in calls if c.startswith("pipeline "))
-    assert pipeline == "pipeline smollm2-135m --method lora --executor local --then export,gguf"  # ships a GGUF
+    # Ships a GGUF, scored beside the adapter and the untrained base.
+    assert pipeline == (
+        "pipeline smollm2-135m --method lora --executor local --then export,gguf --set eval.subjects=adapter,base,gguf"
+    )
     assert not any("--checkpoint" in c for c in calls)
 
 

@@ -10,6 +10,7 @@ Qwen3's fixture-trained tokenizer.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import cancel_everything
@@ -103,7 +104,7 @@ def test_train_export_gguf_eval_is_one_chain(llama_project, catalog, executor):
     # The gguf stage embedded the training chat template: llama.cpp's chat API renders the training prompt.
     assert gguf["chat_template"]["match"] is True, gguf["chat_template"]
     free = json.loads((folder / "eval/test/free/metrics.json").read_text())
-    assert free["tokens_per_second"] > 0 and free["generated_tokens"] > 0
+    assert free["tokens_per_second"] > 0 and free["tokens_per_second_measured"] == "batch 1, 32 greedy tokens"
     evaluated = [r for r in ledger.for_run(project.ledger, SFT.name) if r["event"] == "evaluated"]
     assert len(evaluated) == 6 and all(r["command"] == "pytest deploy" for r in evaluated)
     steps_md = project.steps.read_text()
@@ -316,3 +317,39 @@ def test_a_quantized_model_that_loses_a_risk_flag_is_flagged_and_not_shipped(lla
     assert judge_row(merged, task).head != "NOT USABLE" or "fewer at-risk" not in str(judge_row(merged, task))
     table = compact_table(list(found.values()), task, "test")
     assert "agrees with adapter" in table and "risk recall vs adapter" in table
+
+
+def test_every_shipped_family_converts_with_llamacpp(catalog, smollm2_dir, tmp_path):
+    """Each family's declared architecture, as a tiny random model with SmolLM2's tokenizer, through the converter.
+
+    The architectures come from the family templates (`orch.architecture`), so a new family is covered by
+    this test the day it is added. Tokenizers are the one substitute: the real ones are not on this machine.
+    """
+    from tinymodels import build_tiny_of_architecture
+
+    families: dict[str, list[str]] = {}
+    for model in catalog.model_names():
+        task = catalog.task()
+        architecture = catalog.settings(model, "lora", task).get("orch", {}).get("architecture")
+        assert architecture, f"{model}: its family declares no orch.architecture"
+        families.setdefault(architecture, []).append(model)
+    assert len(families) >= 4
+    for architecture, models in sorted(families.items()):
+        llamacpp.check_architecture(architecture, ", ".join(models))  # what submit checks before queueing
+        folder = build_tiny_of_architecture(tmp_path / architecture, architecture, smollm2_dir)
+        out = tmp_path / f"{architecture}.gguf"
+        llamacpp.convert(folder, out, log=lambda _m: None)
+        assert out.read_bytes()[:4] == b"GGUF", architecture
+
+
+def test_a_model_the_converter_cannot_convert_is_refused_before_training_is_queued(llama_project, catalog, tiny_llama):
+    odd = tiny_llama.parent / "tiny-odd"
+    shutil.copytree(tiny_llama, odd, dirs_exist_ok=True)
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, "architectures": ["FancyNewForCausalLM"]}))
+    template = LLAMA_TEMPLATE.replace("orch-test/tiny-llama", "orch-test/tiny-odd")
+    (llama_project.templates / "models/tiny-odd.yaml.j2").write_text(template, encoding="utf-8")
+    opts = SubmitOptions(method="lora", executor="local", sets=TRAIN, then=("export", "gguf"))
+    with pytest.raises(OrchError, match="cannot convert FancyNewForCausalLM models to GGUF"):
+        submit(catalog, ["tiny-odd"], opts, log=lambda _m: None)
+    assert not any(r["event"] == "submitted" for r in ledger.read(llama_project.ledger))

@@ -125,3 +125,35 @@ def build_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(out))
     return out
+
+
+def build_tiny_of_architecture(out: Path, architecture: str, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A random 2-layer model of a transformers architecture (by class name) with the tokenizer of `tokenizer_dir`."""
+    import shutil
+
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        if (tokenizer_dir / name).is_file():
+            shutil.copy2(tokenizer_dir / name, out / name)
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    model_class = getattr(transformers, architecture)
+    sizes = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "max_position_embeddings": 4096,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+    }
+    torch.manual_seed(seed)
+    model_class(model_class.config_class(**sizes)).save_pretrained(str(out))
+    return out

@@ -45,6 +45,7 @@ from orchestrator.stages import Event
 from orchestrator.task import Task
 
 DECODINGS = ("constrained", "free")
+DECODE_SPEED_TOKENS = 32
 MODEL_SUBJECTS = (ADAPTER, BASE, MERGED, GGUF)
 SUBJECT_WORDS = {
     ADAPTER: "the run",
@@ -180,10 +181,15 @@ def _weights_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
 
 
-def _generation_speed(tokenizer: Any, items: list[Any], seconds: float) -> dict[str, Any]:
-    """Free decoding's generated tokens, and per second of the timed decoding (what a user waits for)."""
-    generated = sum(len(tokenizer.encode(d.raw, add_special_tokens=False)) for d in items)
-    return {"generated_tokens": generated, "tokens_per_second": generated / seconds if seconds else None}
+def _decode_speed(model: Any, prompts: list[list[int]]) -> dict[str, Any]:
+    """Greedy decoding speed at batch 1 on this machine (tokens/s after the first prompt): what an app sees."""
+    if not prompts:
+        return {}
+    if isinstance(model, llamacpp.GgufModel):
+        rate = llamacpp.decode_speed(model, prompts[0], DECODE_SPEED_TOKENS)
+    else:
+        rate = decoding.decode_speed(model, prompts[0], DECODE_SPEED_TOKENS)
+    return {"tokens_per_second": rate, "tokens_per_second_measured": f"batch 1, {DECODE_SPEED_TOKENS} greedy tokens"}
 
 
 def training_config(project: Project, train_dir: Path) -> dict[str, Any]:
@@ -316,6 +322,7 @@ def evaluate_decodings(
     if val_rows:  # the risk threshold is chosen on val before the split is scored
         val = _decode_all(model, tokenizer, task, val_prompts, ("constrained",), 1, size, lambda d, _t: report(d, 0))
         chosen = _threshold_on(task, val_rows, [d.probabilities for d in val["constrained"]], limit)
+    speed = _decode_speed(model, prompts) if "free" in decodings else {}
     started = time.perf_counter()
     offset = len(val_rows)
     decoded = _decode_all(model, tokenizer, task, prompts, decodings, budget, size, lambda d, _t: report(d, offset))
@@ -335,7 +342,7 @@ def evaluate_decodings(
             "timed_with": list(decodings),  # one encoding of the prompts serves every decoding listed
             **({"checkpoint": scored.checkpoint} if scored.checkpoint else {}),
             **extra,
-            **(_generation_speed(tokenizer, items, seconds) if mode == "free" else {}),
+            **(speed if mode == "free" else {}),
         }
         out_dir = scored.eval_dir(project, split, mode)
         probabilities = [d.probabilities for d in items]

@@ -244,7 +244,7 @@ def summary(metrics: dict[str, Any]) -> str:
             f"{spread['most_common_share']['k']}/{spread['most_common_share']['n']} times"
         )
     if metrics.get("tokens_per_second"):
-        lines.append(f"speed: {metrics['tokens_per_second']:.1f} generated tokens/s on this machine")
+        lines.append(f"speed: {metrics['tokens_per_second']:.1f} tokens/s greedy decoding at batch 1 on this machine")
     template = metrics.get("chat_template")
     if template and not template.get("match"):
         lines.append(chat_template_warning(template))

@@ -96,7 +96,8 @@ class SlurmExecutor:
         # The log goes on the command line (an argv word, never parsed by a shell or #SBATCH).
         cmd = ["sbatch", "--parsable", f"--output={spec.log}", "--open-mode=append"]
         if spec.depends_on:
-            cmd.append("--dependency=afterok:" + ":".join(spec.depends_on))
+            # A failed parent cancels the job, even where slurm.conf lacks kill_invalid_depend.
+            cmd += ["--dependency=afterok:" + ":".join(spec.depends_on), "--kill-on-invalid-dep=yes"]
         cmd.append(str(spec.script))
         result = _run(cmd, env={**os.environ, **spec.env})  # sbatch exports this environment to the job
         if result.returncode != 0:
