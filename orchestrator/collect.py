@@ -135,7 +135,7 @@ def _deploy_columns(
         "agreement_n": None,
     }
     if task.has_risk:
-        out.update({"risk_recall_change": None, RISK_DROP: None})
+        out.update({"risk_recall_change": None, "risk_recall_change_at_threshold": None, RISK_DROP: None})
     if ident.run is None or ident.subject not in COMPARED:
         return out
     reference = Scored(ident.run.sibling(stages.TRAINING), ADAPTER).eval_dir(
@@ -148,7 +148,8 @@ def _deploy_columns(
     out.update({"agreement_all": agreement["all"], "agreement_n": agreement["n"]})
     out.update({f"agree_{name}": agreement[name] for name in task.field_names})
     if task.has_risk:
-        out.update({"risk_recall_change": vs["risk_recall_change"], RISK_DROP: vs["risk_recall_drop"]})
+        out.update({key: vs[key] for key in ("risk_recall_change", "risk_recall_change_at_threshold")})
+        out[RISK_DROP] = vs["risk_recall_drop"]
     return out
 
 
@@ -398,7 +399,8 @@ COMPACT = (
 
 COMPACT_DEPLOY = (
     ("agreement_all", "agrees with adapter"),
-    ("risk_recall_change", "risk recall vs adapter"),
+    ("risk_recall_change", "risk recall vs adapter (argmax)"),
+    ("risk_recall_change_at_threshold", "(val threshold)"),
     ("model_mb", "MB"),
     ("decode_tokens_per_s", "tok/s"),
 )
@@ -417,7 +419,13 @@ def compact_table(rows: list[Row], task: Task, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_RISK_COLUMNS = {"any_risk_recall", "recall_at_threshold", "flagged_share", "risk_recall_change"}
+_RISK_COLUMNS = {
+    "any_risk_recall",
+    "recall_at_threshold",
+    "flagged_share",
+    "risk_recall_change",
+    "risk_recall_change_at_threshold",
+}
 
 
 def verdict_lines(rows: list[Row], task: Task, split: str) -> list[str]:
@@ -479,10 +487,17 @@ def judge_row(row: Row, task: Task) -> Verdict:
         known = bool(values.get("at_risk_n"))
         head = USABLE_AT_THRESHOLD if at_point and head == CANDIDATE else head
         if values.get(RISK_DROP):
+            changes = [
+                f"{what} {values[key]:+.0%}"
+                for what, key in (
+                    ("by argmax", "risk_recall_change"),
+                    ("at its val threshold", "risk_recall_change_at_threshold"),
+                )
+                if isinstance(values.get(key), (int, float)) and values[key] < 0
+            ]
             reasons.append(
-                f"flags fewer at-risk examples than the adapter it came from (any-risk recall "
-                f"{values['risk_recall_change']:+.0%}): do not ship it; try a larger quantization "
-                "(--set gguf.quantization=Q8_0)"
+                f"flags fewer at-risk examples than the adapter it came from (any-risk recall {', '.join(changes)}): "
+                "do not ship it; try a larger quantization (--set gguf.quantization=Q8_0)"
             )
             bad = True
     valid = values.get("valid_rate")

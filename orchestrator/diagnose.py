@@ -213,7 +213,8 @@ def _run_verdict(task: Task, judged: list[tuple[Row, Verdict]]) -> str:
     """The run's verdict: its best evaluation on the headline split, in the words of the comparison."""
     splits = {row.values.get("split") for row, _ in judged}
     headline = "test" if "test" in splits else min(splits, key=str)
-    row, verdict = min((rv for rv in judged if rv[0].values.get("split") == headline), key=lambda rv: rv[1].rank)
+    candidates = [rv for rv in judged if rv[0].values.get("split") == headline]
+    row, verdict = min(candidates, key=lambda rv: (rv[1].rank, rv[0].subject != ADAPTER))  # ties: the adapter's
     reasons = "; ".join(verdict.reasons)
     if verdict.head == NOT_USABLE and (prior := row.values.get(PRIOR_ONLY)):
         reasons = reasons.replace(f"({prior})", f"({prior}), whatever the loss says", 1)

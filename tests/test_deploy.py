@@ -270,8 +270,11 @@ def test_an_unknown_quantization_type_lists_what_llamacpp_offers():
     assert llamacpp.check_quant_type("Q5_K_M") == "Q5_K_M"
 
 
-def _fake_evaluation(project, task, rows, subject, folder, answers, quantization=None):
-    """An evaluation as orch writes one (orch's own writer), with the answers given: no model needed."""
+def _fake_evaluation(project, task, rows, subject, folder, answers, quantization=None, p_risk=None):
+    """An evaluation as orch writes one (orch's own writer), with the answers (and P(risk)) given: no model needed.
+
+    With `p_risk`, the risk field's probabilities are recorded and a val threshold of 0.5 is applied.
+    """
     from orchestrator.evaluation.evaluate import _write
 
     meta = {"task": task.name, "run": SFT.name, "subject": subject, "split": "test", "decoding": "constrained"}
@@ -279,7 +282,12 @@ def _fake_evaluation(project, task, rows, subject, folder, answers, quantization
         meta["quantization"] = quantization
     out = project.root / f"saves/tiny-llama/lora/{folder}/eval/test/constrained"
     raws = [task.canonical_answer(a) for a in answers]
-    _write(task, rows, raws, [None] * len(rows), out, meta)
+    probabilities = [None] * len(rows)
+    chosen = None
+    if p_risk is not None:
+        probabilities = [{task.risk_field: {"none": 1 - p, "suicidal": p}} for p in p_risk]
+        chosen = (0.5, "chosen on val (test)")
+    _write(task, rows, raws, probabilities, out, meta, chosen)
 
 
 def test_a_quantized_model_that_loses_a_risk_flag_is_flagged_and_not_shipped(llama_project, catalog):
@@ -353,3 +361,34 @@ def test_a_model_the_converter_cannot_convert_is_refused_before_training_is_queu
     with pytest.raises(OrchError, match="cannot convert FancyNewForCausalLM models to GGUF"):
         submit(catalog, ["tiny-odd"], opts, log=lambda _m: None)
     assert not any(r["event"] == "submitted" for r in ledger.read(llama_project.ledger))
+
+
+def test_a_quantized_model_that_loses_a_risk_flag_at_its_threshold_is_flagged_too(llama_project, catalog):
+    """Same argmax answers, but the quantized model's P(risk) no longer clears the threshold for one example."""
+    from orchestrator.collect import RISK_DROP, collect, judge_row
+    from orchestrator.evaluation.evaluate import gold_rows
+
+    project, task = llama_project, catalog.task()
+    rows = gold_rows(project, task, "test")
+    same = [dict(r["gold"], risk_flag="none") for r in rows]  # argmax: no risk flagged by either
+    at_risk = [0, 1]  # two examples made at-risk (gold), caught by the adapter only above the threshold
+    for i in at_risk:
+        rows[i]["gold"] = dict(rows[i]["gold"], risk_flag="suicidal")
+    _fake_evaluation(
+        project, task, rows, "adapter", "sft", same, p_risk=[0.6 if i in at_risk else 0.1 for i in range(len(rows))]
+    )
+    _fake_evaluation(
+        project,
+        task,
+        rows,
+        "gguf",
+        "gguf",
+        same,
+        "Q4_K_M",
+        p_risk=[0.6 if i == 0 else 0.4 if i == 1 else 0.1 for i in range(len(rows))],
+    )
+    q4 = next(r for r in collect(project, task) if r.values["method"] == "lora Q4_K_M")
+    assert q4.values["agreement_all"] == 1.0 and q4.values["risk_recall_change"] == 0
+    assert q4.values["risk_recall_change_at_threshold"] == pytest.approx(-0.5) and q4.values[RISK_DROP] is True
+    verdict = judge_row(q4, task)
+    assert verdict.head == "NOT USABLE" and any("at its val threshold -50%" in r for r in verdict.reasons)

@@ -2,8 +2,10 @@
 
 Per field: the share of examples (matched by id) where both gave the same
 valid value. Risk: the change in any-risk recall against the adapter, same
-split and decoding; a drop is flagged, because a quantized model that quietly
-stops flagging risk is the worst outcome of shipping one.
+split and decoding, by argmax and at each model's own val threshold (a
+quantized model's P(risk) can shift enough to lose an example there while
+its argmax answers agree); a drop in either is flagged, because a quantized
+model that quietly stops flagging risk is the worst outcome of shipping one.
 """
 
 from __future__ import annotations
@@ -59,12 +61,30 @@ def against_adapter(task: Task, metrics: dict[str, Any], predictions: Path, adap
         return None
     out = {"agreement": field_agreement(task, ref_pred, predictions)}
     if task.has_risk:
-        mine = (metrics.get("risk") or {}).get("any_risk_recall")
-        theirs = (read_metrics(ref_metrics).get("risk") or {}).get("any_risk_recall")
-        change = mine - theirs if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) else None
-        out["risk_recall_change"] = change
-        out["risk_recall_drop"] = change is not None and change < 0
+        theirs = read_metrics(ref_metrics)
+        argmax = _change(_argmax_recall(metrics), _argmax_recall(theirs))
+        at_threshold = _change(_threshold_recall(metrics), _threshold_recall(theirs))
+        out["risk_recall_change"] = argmax
+        out["risk_recall_change_at_threshold"] = at_threshold
+        out["risk_recall_drop"] = any(c is not None and c < 0 for c in (argmax, at_threshold))
     return out
+
+
+def _argmax_recall(metrics: dict[str, Any]) -> float | None:
+    return (metrics.get("risk") or {}).get("any_risk_recall")
+
+
+def _threshold_recall(metrics: dict[str, Any]) -> float | None:
+    """Any-risk recall at the model's own val threshold (None: no threshold chosen)."""
+    recall = ((metrics.get("risk") or {}).get("operating_point") or {}).get("recall")
+    if not isinstance(recall, dict) or not recall.get("n"):
+        return None
+    return recall["k"] / recall["n"]
+
+
+def _change(mine: Any, theirs: Any) -> float | None:
+    numbers = isinstance(mine, (int, float)) and isinstance(theirs, (int, float))
+    return mine - theirs if numbers else None
 
 
 def compare_to_adapter(project: Project, task: Task, run: Run, split: str = "test") -> list[dict[str, str]]:
@@ -95,10 +115,17 @@ def _card_row(task: Task, subject: str, metrics: dict[str, Any], vs: dict[str, A
         if vs is None
         else ", ".join(f"{k} {v:.0%}" for k, v in vs["agreement"].items() if k != "n" and v is not None)
     )
-    change = (vs or {}).get("risk_recall_change")
     recall_text = "-" if recall is None else f"{recall:.0%}"
-    if change is not None:
-        recall_text += f" ({change:+.0%} vs adapter{', DROPPED' if change < 0 else ''})"
+    changes = [
+        f"{what} {change:+.0%}"
+        for what, change in (
+            ("argmax", (vs or {}).get("risk_recall_change")),
+            ("at its val threshold", (vs or {}).get("risk_recall_change_at_threshold")),
+        )
+        if change is not None
+    ]
+    if changes:
+        recall_text += f" (vs adapter: {', '.join(changes)}{'; DROPPED' if (vs or {}).get('risk_recall_drop') else ''})"
     size = metrics.get("model_bytes")
     label = metrics.get("quantization") or subject
     return {
