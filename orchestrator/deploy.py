@@ -19,6 +19,7 @@ exact layout, so what a phone app gets is what the model was trained to write.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,10 +33,12 @@ from orchestrator.fileio import write_json_atomic, write_text_atomic
 from orchestrator.layout import GGUF_MANIFEST
 from orchestrator.project import Project
 from orchestrator.runs import Run
+from orchestrator.secrets import redact_text
 from orchestrator.task import Task
 
 DEFAULT_QUANT = "Q4_K_M"
 SOURCE_TYPE = "F16"
+DIRECT_TYPES = ("BF16", "F32")  # wider than F16 or as wide: the converter writes them from the merged weights
 
 
 def _literal(text: str) -> str:
@@ -87,8 +90,11 @@ def export_gguf(
     log: Any = print,
     template_name: str | None = None,
 ) -> dict[str, Any]:
-    """Convert, quantize and write the deployable folder; returns the manifest."""
-    llamacpp.check_quant_type(quant)
+    """Convert, quantize and write the deployable folder; returns the manifest.
+
+    The command is written redacted (a `--set hf_hub_token=...` never reaches the folder that ships).
+    """
+    quant = llamacpp.check_quant_type(quant)
     if not (merged_dir / "config.json").is_file():
         raise OrchError(f"{project.relative(merged_dir)} holds no merged model", fix="run the export stage first")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +103,9 @@ def export_gguf(
     quantized = out_dir / f"{model}-{quant}.gguf"
     with _with_training_template(merged_dir, out_dir, template_name, log) as source:
         llamacpp.convert(source, f16, log)
-    if quant != SOURCE_TYPE:
+        if quant in DIRECT_TYPES:  # converted from the merged weights, never from the F16 file
+            llamacpp.convert(source, quantized, log, outtype=quant.lower())
+    if quant not in (SOURCE_TYPE, *DIRECT_TYPES):
         log(f"quantizing to {quant} with llama.cpp's quantizer ...")
         llamacpp.quantize(f16, quantized, quant)
     write_text_atomic(out_dir / f"{task.name}.gbnf", grammar(task))
@@ -111,7 +119,7 @@ def export_gguf(
         "grammar": f"{task.name}.gbnf",
         "source": project.relative(merged_dir),
         "llama_cpp_python": llamacpp.bindings().__version__,
-        "command": command,
+        "command": redact_text(command),
     }
     write_json_atomic(out_dir / GGUF_MANIFEST, data)
     write_model_card(project, task, out_dir, run)
@@ -156,11 +164,18 @@ def _with_training_template(merged_dir: Path, out_dir: Path, template_name: str 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _fence(text: str) -> str:
+    """A Markdown code fence longer than any run of backticks in `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def write_model_card(project: Project, task: Task, out_dir: Path, run: Run) -> Path:
     """The model card (README.md) of a deployable folder, with the scores of `run` (training) found so far."""
     data = manifest(out_dir)
     quant = data["quantization"]
     example = task.canonical_answer({n: task.field_values(n)[0] for n in task.field_names})
+    command = redact_text(str(data.get("command") or "orch submit ... --then export,gguf")).replace("`", "'")
     lines = [
         f"# {data['model']} · {task.name} · GGUF {quant}",
         "",
@@ -178,10 +193,10 @@ def write_model_card(project: Project, task: Task, out_dir: Path, run: Run) -> P
         "object on one line. The chat template is the one embedded in the GGUF (orch eval checks that it",
         "renders the training prompt).",
         "",
-        "```text",
+        _fence(task.instruction),
         task.instruction,
         "<dialogue>",
-        "```",
+        _fence(task.instruction),
         "",
         f"Answer, e.g.: `{example}`",
         "",
@@ -192,8 +207,7 @@ def write_model_card(project: Project, task: Task, out_dir: Path, run: Run) -> P
         "",
         "## Produced by",
         "",
-        f"`{data.get('command') or 'orch submit ... --then export,gguf'}` (merged model {data['source']}, "
-        f"llama-cpp-python {data['llama_cpp_python']})",
+        f"`{command}` (merged model {data['source']}, llama-cpp-python {data['llama_cpp_python']})",
     ]
     path = out_dir / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
@@ -233,7 +247,7 @@ def _score_lines(project: Project, task: Task, run: Run) -> list[str]:
 
     rows = compare_to_adapter(project, task, run)
     if not rows:
-        return ["Not scored yet: `orch eval MODEL/METHOD --gguf` (or `--then gguf,eval`)."]
+        return ["Not scored on the test split yet: `orch eval MODEL/METHOD --gguf` (or `--then gguf,eval`)."]
     head = "| model | decoding | split | schema-valid | any-risk recall | agreement with adapter | size |"
     out = [head, "|" + "---|" * 7]
     for row in rows:

@@ -80,26 +80,50 @@ def check_architecture(architecture: str, where: str) -> None:
         )
 
 
+# Types llama.cpp's quantizer offers but orch refuses: the very-low-bit ones and Q2_K_S need an importance
+# matrix (computed from calibration text; orch does not make one) and llama.cpp refuses them without one;
+# NVFP4 needs a model made for it. A test quantizes a tiny model to every other type, so this list cannot
+# silently go stale.
+REFUSED_TYPES = frozenset(
+    {"IQ1_M", "IQ1_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ3_XS", "IQ3_XXS", "NVFP4", "Q2_K_S"}
+)
+
+
 def quant_types() -> dict[str, int]:
-    """Every quantization llama.cpp's quantizer offers, by name (Q4_K_M, Q8_0, F16, ...)."""
+    """Every quantization llama.cpp's quantizer offers and orch can ask for, by name (Q4_K_M, Q8_0, F16, ...)."""
     module = bindings()
-    return {name[len(FTYPE_PREFIX) :]: getattr(module, name) for name in dir(module) if name.startswith(FTYPE_PREFIX)}
+    names = (name for name in dir(module) if name.startswith(FTYPE_PREFIX))
+    return {n[len(FTYPE_PREFIX) :]: getattr(module, n) for n in names if n[len(FTYPE_PREFIX) :] not in REFUSED_TYPES}
 
 
-def check_quant_type(name: str, where: str = "--set gguf.quantization") -> str:
-    """`name` if llama.cpp can quantize to it, else a clear error listing the types it offers."""
+def check_quant_type(name: Any, where: str = "--set gguf.quantization") -> str:
+    """The quantization type `name` names (any case), else a clear error listing the types orch can make."""
     known = quant_types()
-    if name not in known:
-        close = sorted(k for k in known if k.startswith(name[:2].upper()))
+    text = str(name).strip().upper()
+    if text in known:
+        return text
+    if text in REFUSED_TYPES:
         raise OrchError(
-            f"{where}: llama.cpp has no quantization type {name!r}",
-            fix=f"one of {', '.join(close or sorted(known))}",
+            f"{where}: llama.cpp quantizes to {text} only with an importance matrix, which orch does not compute",
+            fix="choose a K-quant such as Q4_K_M, Q5_K_M or Q8_0",
         )
-    return name
+    close = sorted(k for k in known if k.startswith(text[:2]))
+    raise OrchError(
+        f"{where}: llama.cpp has no quantization type {name!r}", fix=f"one of {', '.join(close or sorted(known))}"
+    )
 
 
-def convert(model_dir: Path, outfile: Path, log: Callable[[str], None] = print) -> None:
-    """A Hugging Face model folder to an F16 GGUF file, with llama.cpp's own converter (written atomically)."""
+def cpu_threads() -> int:
+    """The CPUs this process may use (a SLURM allocation or a cgroup, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def convert(model_dir: Path, outfile: Path, log: Callable[[str], None] = print, outtype: str = "f16") -> None:
+    """A Hugging Face model folder to a GGUF file (F16 unless `outtype` says otherwise) with llama.cpp's own
+    converter (written atomically)."""
     vendor = source_dir()
     tmp = temp_path(outfile)
     env = {
@@ -111,11 +135,11 @@ def convert(model_dir: Path, outfile: Path, log: Callable[[str], None] = print) 
         str(vendor / "convert_hf_to_gguf.py"),
         str(model_dir),
         "--outtype",
-        "f16",
+        outtype,
         "--outfile",
         str(tmp),
     ]
-    log(f"converting {model_dir} to GGUF (F16) with llama.cpp's convert_hf_to_gguf.py ...")
+    log(f"converting {model_dir} to GGUF ({outtype.upper()}) with llama.cpp's convert_hf_to_gguf.py ...")
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -133,7 +157,7 @@ def quantize(source: Path, outfile: Path, quant: str) -> None:
     ftype = quant_types()[check_quant_type(quant)]
     params = module.llama_model_quantize_default_params()
     params.ftype = ftype
-    params.nthread = os.cpu_count() or 1
+    params.nthread = cpu_threads()
     tmp = temp_path(outfile)
     code = module.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
     if code != 0:
@@ -189,13 +213,14 @@ class GgufModel:
     def __init__(self, path: Path, n_ctx: int, threads: int | None = None):
         self.module = bindings()
         self.path = path
+        self.n_ctx = n_ctx
         self.llm = self.module.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=min(512, n_ctx),
             logits_all=False,
             verbose=False,
-            n_threads=threads or max(1, os.cpu_count() or 1),
+            n_threads=threads or cpu_threads(),
         )
         self.eos = {self.llm.token_eos()}
         self.rows: dict[int, Any] = {}  # position -> next-token logits after it
@@ -205,8 +230,8 @@ class GgufModel:
         import numpy as np
 
         llm = self.llm
-        if len(ids) > llm.n_ctx():
-            raise OrchError(f"a prompt of {len(ids)} tokens does not fit llama.cpp's context of {llm.n_ctx()}")
+        if len(ids) > self.n_ctx:
+            raise OrchError(f"a sequence of {len(ids)} tokens does not fit llama.cpp's context of {self.n_ctx}")
         have = llm.input_ids[: llm.n_tokens].tolist()
         keep, limit = 0, min(len(have), len(ids) - 1)
         while keep < limit and have[keep] == ids[keep]:

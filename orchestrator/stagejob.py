@@ -45,6 +45,8 @@ def split_sets(sets: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, dict[s
 
 def settings(stage: str, chain: tuple[str, ...], defaults: dict[str, Any], given: dict[str, str], task: Any) -> dict:
     """An orch stage's checked settings: the templates' `orch.<stage>` block, then `--set <stage>.key=value`."""
+    if defaults is not None and not isinstance(defaults, dict):
+        raise OrchError(f"orch.{stage} in the model's templates must be a mapping of settings, not {defaults!r}")
     values = dict(defaults or {})
     for key, raw in given.items():
         values[key] = yaml.safe_load(raw) if raw.strip() else ""
@@ -66,29 +68,31 @@ def _gguf_settings(values: dict[str, Any]) -> dict[str, Any]:
     from orchestrator.deploy import DEFAULT_QUANT
 
     _unknown("gguf", values, ("quantization",))
-    quant = str(values.get("quantization") or DEFAULT_QUANT)
-    return {"quantization": llamacpp.check_quant_type(quant, "gguf.quantization")}
+    quant = values.get("quantization", DEFAULT_QUANT)
+    return {"quantization": llamacpp.check_quant_type(quant, f"gguf.quantization={quant}")}
 
 
 def _eval_settings(values: dict[str, Any], chain: tuple[str, ...], task: Any) -> dict[str, Any]:
     _unknown("eval", values, ("split", "decoding", "subjects", "batch_size"))
-    split = str(values.get("split") or "test")
+    split = str(values.get("split", "test"))
     if split not in task.datasets:
         raise OrchError(
             f"eval.split={split}: task {task.name} has no such split", fix=f"one of {', '.join(task.datasets)}"
         )
-    mode = str(values.get("decoding") or "both")
+    mode = str(values.get("decoding", "both"))
     if mode not in DECODING_CHOICES:
         raise OrchError(f"eval.decoding={mode}: unknown decoding", fix=f"one of {', '.join(DECODING_CHOICES)}")
-    subjects = values.get("subjects") or [ADAPTER, *(SUBJECT_OF_STAGE[s] for s in chain if s in SUBJECT_OF_STAGE)]
+    subjects = values.get("subjects", [ADAPTER, *(SUBJECT_OF_STAGE[s] for s in chain if s in SUBJECT_OF_STAGE)])
     if isinstance(subjects, str):
         subjects = [s.strip() for s in subjects.split(",") if s.strip()]
+    if not isinstance(subjects, list) or not subjects:
+        raise OrchError(f"eval.subjects={subjects!r}: name the models to score", fix=f"e.g. {ADAPTER},{GGUF}")
     bad = [s for s in subjects if s not in SUBJECTS]
     if bad:
         raise OrchError(f"eval.subjects: {bad[0]!r} is not a model orch scores", fix=f"any of {', '.join(SUBJECTS)}")
     size = values.get("batch_size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise OrchError(f"eval.batch_size={size}: not a positive whole number", fix="e.g. --set eval.batch_size=8")
+        raise OrchError(f"eval.batch_size={size!r}: not a positive whole number", fix="e.g. --set eval.batch_size=8")
     return {"split": split, "decoding": mode, "subjects": list(dict.fromkeys(subjects)), "batch_size": size}
 
 

@@ -40,7 +40,7 @@ from orchestrator.runs import (
     record_event,
     sha256_text,
 )
-from orchestrator.secrets import job_env, split_sets
+from orchestrator.secrets import job_env, redact_text, split_sets
 from orchestrator.stages import Event
 from orchestrator.task import Task
 from orchestrator.templating import render, shell_env
@@ -124,7 +124,8 @@ def _plan_and_submit(
     for run in runs:
         if run.stage == stages.TRAINING:
             log(f"{run.model}: rendering and validating ...")
-        plans.append(_plan(job_catalog, executor, run, task, opts, ctx))
+        earlier = {p.run.stage: p for p in plans if p.run.model == run.model}
+        plans.append(_plan(job_catalog, executor, run, task, opts, ctx, earlier))
     if opts.dry_run:
         for plan in plans:
             log(f"--- {plan.run.name}: {plan.action} {plan.note}\n{plan.text}")
@@ -149,13 +150,21 @@ def _depends_on(stage_name: str, earlier: dict[str, Plan]) -> tuple[str, ...]:
     stage = stages.get(stage_name)
     if stage.trains:
         return ()
-    parents = [earlier.get(stage.after)] if stage.after else [p for name, p in earlier.items() if name != stage_name]
+    if stage.after is None:
+        parents = [p for name, p in earlier.items() if name != stage_name]
+    else:  # the stage it reads, or, where that one is not in the chain, the one that stage reads, ...
+        after: str | None = stage.after
+        while after is not None and after not in earlier:
+            after = stages.get(after).after
+        parents = [earlier[after]] if after is not None else []
     return tuple(p.job_id for p in parents if p is not None and p.job_id)
 
 
-def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: Context) -> Plan:
+def _plan(
+    catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: Context, earlier: dict[str, Plan]
+) -> Plan:
     if stages.get(run.stage).runner == stages.ORCH:
-        return _plan_own(catalog, executor, run, task, opts)
+        return _plan_own(catalog, executor, run, task, opts, earlier)
     project = catalog.project
     sets, secret_sets = split_sets(tuple(opts.sets))
     rendered = render_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,))[run.stage]
@@ -184,7 +193,7 @@ def _plan(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, ctx: 
     return plan
 
 
-def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions) -> Plan:
+def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, earlier: dict[str, Plan]) -> Plan:
     """A job of one of orch's own stages (gguf, eval): its settings checked, its config written by orch."""
     project, layout = catalog.project, catalog.layout
     settings = catalog.settings(run.model, opts.method, task)
@@ -192,13 +201,13 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions) -
     values: dict[str, Any] = {"stage": run.stage, "run": run.name, "task": task.name}
     values.update(stagejob.settings(run.stage, opts.then, own.get(run.stage), opts.own_sets.get(run.stage, {}), task))
     if run.stage == stages.GGUF.name:
-        values["source"] = layout.output_setting(run.sibling(stages.EXPORT.name))
+        values["source"] = _export_dir(catalog, run, task, opts)
         values["output_dir"] = layout.output_setting(run)
         _check_convertible(catalog, run, settings)
     else:
         values["output_dir"] = layout.output_setting(run.sibling(stages.TRAINING))
-    _check_inputs_will_exist(catalog, run, values, opts.then)
-    values["command"] = opts.command
+    _check_inputs(catalog, run, task, opts, values, earlier)
+    values["command"] = redact_text(opts.command)  # the job's config is a file: never a credential in it
     text = f"# orch's own {run.stage} stage (python -m orchestrator.stagejob), written by orch submit.\n"
     text += yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
     given = {k: v for k, v in opts.resources.items() if v is not None}
@@ -227,21 +236,43 @@ def _check_convertible(catalog: Catalog, run: Run, settings: dict[str, Any]) -> 
         llamacpp.check_architecture(architecture, where)
 
 
-def _check_inputs_will_exist(catalog: Catalog, run: Run, values: dict[str, Any], chain: tuple[str, ...]) -> None:
-    """What an orch stage reads is made by this chain or is there now: refused here, not after the queue."""
-    project, layout = catalog.project, catalog.layout
+def _check_inputs(
+    catalog: Catalog, run: Run, task, opts: SubmitOptions, values: dict[str, Any], earlier: dict[str, Plan]
+) -> None:
+    """What an orch stage reads is made by this chain, or is on disk and not older than a training run
+    this submission starts: refused here, not after the queue."""
+    project, layout, chain = catalog.project, catalog.layout, opts.then
     needs = {stages.GGUF.name: [stages.EXPORT.name]}.get(run.stage, [])
     if run.stage == stages.EVAL.name:
         needs = [s for s, subject in stagejob.SUBJECT_OF_STAGE.items() if subject in values["subjects"]]
+    training = earlier.get(stages.TRAINING)
     for stage in needs:
-        folder = layout.output_dir(run.sibling(stage))
-        made = stage in chain
-        if not made and not (folder / ("config.json" if stage == stages.EXPORT.name else GGUF_MANIFEST)).is_file():
+        if stage in chain:
+            continue
+        fix = f"add it: --then {','.join(s for s in stages.CHAINABLE if s in {*chain, stage})}"
+        if stage == stages.EXPORT.name:
+            folder, marker = project.resolve(_export_dir(catalog, run, task, opts)), "config.json"
+        else:
+            folder, marker = layout.output_dir(run.sibling(stage)), GGUF_MANIFEST
+        if not (folder / marker).is_file():
             raise OrchError(
                 f"{run.name} reads the {stage} stage's output, which is neither in this chain nor in "
                 f"{project.relative(folder)}",
-                fix=f"add it: --then {','.join(dict.fromkeys([*chain[: chain.index(run.stage)], stage, run.stage]))}",
+                fix=fix,
             )
+        if training is not None and training.action != "skip":
+            raise OrchError(
+                f"{run.name} would read the {stage} stage's output in {project.relative(folder)}, made from the "
+                f"adapter this submission trains anew ({training.action})",
+                fix=fix,
+            )
+
+
+def _export_dir(catalog: Catalog, run: Run, task, opts: SubmitOptions) -> str:
+    """Where the export stage writes the merged model, as its rendered config says (overrides included)."""
+    sets, _ = split_sets(tuple(opts.sets))
+    rendered = render_run(catalog, run.model, opts.method, task, sets, stages=(stages.EXPORT.name,))
+    return str(rendered[stages.EXPORT.name].values[stages.EXPORT.output_key])
 
 
 def _executor_problems(executor: str, values: dict[str, Any], source: str):

@@ -179,9 +179,14 @@ def test_llamacpp_is_fed_the_training_prompt_token_for_token(llama_project, cata
         run.sibling("gguf"),
         project.root / "saves/tiny-llama/lora/merged",
         project.root / "saves/tiny-llama/lora/gguf",
-        "Q8_0",
+        "q8_0",  # any case
+        command="orch submit tiny-llama --then export,gguf --set hf_hub_token=hf_SECRETXYZ123456",
         log=lambda _m: None,
     )
+    folder = project.root / "saves/tiny-llama/lora/gguf"
+    for name in ("gguf.json", "README.md"):  # the folder that ships never holds a credential
+        text = (folder / name).read_text()
+        assert "orch submit tiny-llama" in text and "hf_SECRETXYZ123456" not in text
     fed: list[list[int]] = []
     real = llamacpp.decode_all
 
@@ -392,3 +397,142 @@ def test_a_quantized_model_that_loses_a_risk_flag_at_its_threshold_is_flagged_to
     assert q4.values["risk_recall_change_at_threshold"] == pytest.approx(-0.5) and q4.values[RISK_DROP] is True
     verdict = judge_row(q4, task)
     assert verdict.head == "NOT USABLE" and any("at its val threshold -50%" in r for r in verdict.reasons)
+
+
+# --- what a break pass found: each a class of input the first version mishandled -------------------------
+
+
+def test_a_credential_never_reaches_the_chain_job_configs(llama_project, catalog):
+    opts = SubmitOptions(
+        method="lora",
+        executor="local",
+        sets=(*TRAIN, "hf_hub_token=hf_SECRETXYZ123456"),
+        then=("export", "gguf", "eval"),
+        dry_run=True,
+        command="orch submit tiny-llama --then export,gguf,eval --set hf_hub_token=hf_SECRETXYZ123456",
+    )
+    plans = submit(catalog, ["tiny-llama"], opts, log=lambda _m: None)
+    own = [p for p in plans if p.run.stage in ("gguf", "eval")]
+    assert len(own) == 2 and all("hf_SECRETXYZ123456" not in p.text for p in own)
+    assert all("orch submit tiny-llama" in p.text for p in own)  # the command is kept, redacted
+
+
+def test_the_gguf_stage_reads_where_the_export_config_writes(llama_project, catalog):
+    opts = SubmitOptions(
+        method="lora",
+        executor="local",
+        sets=(*TRAIN, "export.export_dir=saves/elsewhere"),
+        then=("export", "gguf"),
+        dry_run=True,
+    )
+    gguf = next(p for p in submit(catalog, ["tiny-llama"], opts, log=lambda _m: None) if p.run.stage == "gguf")
+    assert gguf.values["source"] == "saves/elsewhere"
+
+
+def test_a_stage_whose_input_this_training_makes_stale_is_refused(llama_project, catalog):
+    merged = llama_project.root / "saves/tiny-llama/lora/merged"
+    merged.mkdir(parents=True)
+    (merged / "config.json").write_text("{}")  # an old merged model on disk
+    opts = SubmitOptions(method="lora", executor="local", sets=TRAIN, then=("gguf",), restart=True)
+    with pytest.raises(OrchError, match="made from the adapter this submission trains anew") as caught:
+        submit(catalog, ["tiny-llama"], opts, log=lambda _m: None)
+    assert "--then export,gguf" in str(caught.value.fix)
+    assert not any(r["event"] == "submitted" for r in ledger.read(llama_project.ledger))
+
+
+def test_a_stage_waits_for_the_nearest_earlier_stage_of_its_inputs():
+    from orchestrator.submit import Plan, _depends_on
+
+    def plan(stage, job):
+        return Plan(Run("m", "lora", stage), {}, "", {}, "fresh", job_id=job)
+
+    assert _depends_on("gguf", {"sft": plan("sft", "J1")}) == ("J1",)  # no export in the chain: after training
+    assert _depends_on("gguf", {"sft": plan("sft", "J1"), "export": plan("export", "J2")}) == ("J2",)
+    assert _depends_on("gguf", {"sft": plan("sft", None)}) == ()  # training skipped: nothing to wait for
+    chain = {"sft": plan("sft", "J1"), "export": plan("export", "J2"), "gguf": plan("gguf", "J3")}
+    assert sorted(_depends_on("eval", chain)) == ["J1", "J2", "J3"]
+
+
+def test_every_quantization_type_orch_accepts_really_quantizes(tiny_llama, tmp_path):
+    """The accepted set is llama.cpp's own list minus REFUSED_TYPES; each one is tried on a tiny model."""
+    f16 = tmp_path / "source-F16.gguf"
+    llamacpp.convert(tiny_llama, f16, log=lambda _m: None)
+    accepted = sorted(llamacpp.quant_types())
+    assert {"Q4_K_M", "Q5_K_M", "Q8_0", "F16"} <= set(accepted)
+    for quant in accepted:
+        out = tmp_path / f"tiny-{quant}.gguf"
+        llamacpp.quantize(f16, out, quant)
+        assert out.read_bytes()[:4] == b"GGUF", quant
+        out.unlink()
+    assert llamacpp.check_quant_type("q5_k_m") == "Q5_K_M"
+    for refused in sorted(llamacpp.REFUSED_TYPES):
+        with pytest.raises(OrchError, match="importance matrix"):
+            llamacpp.check_quant_type(refused)
+    with pytest.raises(OrchError, match="no quantization type 0"):
+        llamacpp.check_quant_type(0)
+
+
+def test_a_sequence_longer_than_the_context_is_a_clear_error(tiny_llama, tmp_path):
+    f16 = tmp_path / "tiny-F16.gguf"
+    llamacpp.convert(tiny_llama, f16, log=lambda _m: None)
+    model = llamacpp.GgufModel(f16, n_ctx=100)
+    with pytest.raises(OrchError, match="does not fit llama.cpp's context of 100"):
+        model.feed(list(range(10, 130)))
+    model.close()
+
+
+@pytest.mark.parametrize(
+    ("defaults", "given", "said"),
+    [
+        (None, {"subjects": "1"}, "eval.subjects=1"),
+        (None, {"subjects": ""}, "name the models to score"),
+        (None, {"batch_size": '"8"'}, "eval.batch_size='8'"),
+        (None, {"split": ""}, "has no such split"),
+        ("Q8_0", {}, "must be a mapping"),
+    ],
+)
+def test_bad_eval_and_gguf_settings_are_clear_errors(catalog, defaults, given, said):
+    from orchestrator import stagejob
+
+    stage = "gguf" if defaults == "Q8_0" else "eval"
+    with pytest.raises(OrchError) as caught:
+        stagejob.settings(stage, (), defaults, given, catalog.task())
+    assert said in str(caught.value)
+
+
+def _predictions(path, answers):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"id": i, "parsed": a}) + "\n" for i, a in answers.items()))
+    return path
+
+
+def test_agreement_counts_only_the_same_allowed_value(catalog, tmp_path):
+    from orchestrator.evaluation.agreement import field_agreement
+
+    task = catalog.task()
+    good = {"depression_level": 1, "anxiety_level": 2, "risk_flag": "none", "student_distress_score": 3}
+    ref = _predictions(tmp_path / "a.jsonl", {"1": good, "2": {"depression_level": 9}, "3": good})
+    oth = _predictions(
+        tmp_path / "b.jsonl", {"1": good, "2": {"depression_level": 9}, "3": {**good, "depression_level": True}}
+    )
+    agreement = field_agreement(task, ref, oth)
+    assert agreement["n"] == 3 and agreement["same_examples"]
+    assert agreement["depression_level"] == pytest.approx(1 / 3)  # 9 is not allowed; true is not 1
+    assert agreement["anxiety_level"] == pytest.approx(2 / 3) and agreement["all"] == pytest.approx(1 / 3)
+
+
+def test_no_risk_recall_change_between_different_examples_and_a_bad_file_is_named(catalog, tmp_path):
+    from orchestrator.evaluation.agreement import against_adapter
+
+    task = catalog.task()
+    good = {"depression_level": 1, "anxiety_level": 2, "risk_flag": "none", "student_distress_score": 3}
+    adapter = tmp_path / "adapter"
+    _predictions(adapter / "predictions.jsonl", {str(i): good for i in range(6)})
+    (adapter / "metrics.json").write_text(json.dumps({"risk": {"any_risk_recall": 1.0}}))
+    limited = _predictions(tmp_path / "q4/predictions.jsonl", {str(i): good for i in range(2)})  # --limit 2
+    vs = against_adapter(task, {"risk": {"any_risk_recall": 0.0}}, limited, adapter)
+    assert vs["agreement"]["same_examples"] is False and vs["risk_recall_drop"] is None
+    limited.write_text(limited.read_text() + "{broken\n")
+    with pytest.raises(OrchError, match="re-run the evaluation") as caught:
+        against_adapter(task, {}, limited, adapter)
+    assert "predictions.jsonl" in str(caught.value.where) and ":3" in str(caught.value.where)

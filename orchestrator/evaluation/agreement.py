@@ -23,33 +23,43 @@ COMPARED = (MERGED, GGUF)  # the subjects compared against their adapter
 
 
 def _answers(path: Path) -> dict[str, Any]:
+    """Each example's parsed answer by id, or a clear error naming the file and line."""
+    from orchestrator.errors import OrchError
+    from orchestrator.inputs import InputError
+
     out = {}
-    for line in inputs.read_jsonl(path):
-        if isinstance(line.data, dict):
-            out[str(line.data.get("id"))] = line.data.get("parsed")
+    try:
+        for line in inputs.read_jsonl(path):
+            if isinstance(line.data, dict):
+                out[str(line.data.get("id"))] = line.data.get("parsed")
+    except InputError as exc:
+        raise OrchError(
+            f"cannot read it: {exc.message}", where=exc.where, fix="re-run the evaluation that wrote it"
+        ) from None
     return out
 
 
+def _same(task: Task, name: str, a: Any, b: Any) -> bool:
+    """Both answers give field `name` the same allowed value (of the same JSON type: true is not 1)."""
+    if not (isinstance(a, dict) and isinstance(b, dict) and name in a and name in b):
+        return False
+    x, y = a[name], b[name]
+    allowed = any(type(v) is type(x) and v == x for v in task.field_values(name))
+    return type(x) is type(y) and x == y and allowed
+
+
 def field_agreement(task: Task, reference: Path, other: Path) -> dict[str, Any]:
-    """Per-field agreement of two predictions.jsonl files (examples in both, by id), with the count compared."""
+    """Per-field agreement of two predictions.jsonl files (examples in both, by id), with the count compared.
+
+    `all`: the share of examples where every field agrees. `same_examples`: both files scored the same ids.
+    """
     ref, oth = _answers(reference), _answers(other)
     ids = [i for i in ref if i in oth]
-    out: dict[str, Any] = {"n": len(ids)}
+    out: dict[str, Any] = {"n": len(ids), "same_examples": set(ref) == set(oth)}
     for name in task.field_names:
-        same = sum(
-            isinstance(ref[i], dict)
-            and isinstance(oth[i], dict)
-            and name in ref[i]
-            and ref[i].get(name) == oth[i].get(name)
-            for i in ids
-        )
+        same = sum(_same(task, name, ref[i], oth[i]) for i in ids)
         out[name] = same / len(ids) if ids else None
-    every = sum(
-        isinstance(ref[i], dict)
-        and isinstance(oth[i], dict)
-        and all(ref[i].get(n) == oth[i].get(n) for n in task.field_names)
-        for i in ids
-    )
+    every = sum(all(_same(task, n, ref[i], oth[i]) for n in task.field_names) for i in ids)
     out["all"] = every / len(ids) if ids else None
     return out
 
@@ -60,7 +70,9 @@ def against_adapter(task: Task, metrics: dict[str, Any], predictions: Path, adap
     if not ref_pred.is_file() or not ref_metrics.is_file() or not predictions.is_file():
         return None
     out = {"agreement": field_agreement(task, ref_pred, predictions)}
-    if task.has_risk:
+    if task.has_risk and not out["agreement"]["same_examples"]:  # e.g. one of them scored with --limit
+        out.update(risk_recall_change=None, risk_recall_change_at_threshold=None, risk_recall_drop=None)
+    elif task.has_risk:
         theirs = read_metrics(ref_metrics)
         argmax = _change(_argmax_recall(metrics), _argmax_recall(theirs))
         at_threshold = _change(_threshold_recall(metrics), _threshold_recall(theirs))

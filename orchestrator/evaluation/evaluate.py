@@ -157,7 +157,8 @@ def _load_gguf(
     from orchestrator.deploy import manifest, quantized_file
 
     path = quantized_file(gguf_dir)
-    longest = max((len(p) for p in prompts), default=1) + max(budget, decoding.answer_budget(task, tokenizer)) + 8
+    room = max(budget, decoding.answer_budget(task, tokenizer), DECODE_SPEED_TOKENS)  # answers and the speed probe
+    longest = max((len(p) for p in prompts), default=1) + room + 8
     model = llamacpp.GgufModel(path, n_ctx=longest)
     check = llamacpp.chat_template_check(path, tokenizer, prompts[0], user_content(rows[0])) if rows else None
     return model, {**extra, "quantization": manifest(gguf_dir)["quantization"], "chat_template": check}
