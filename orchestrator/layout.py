@@ -7,6 +7,7 @@ A run is model/method/stage/task. Its folders:
     <output>/eval/<split>/<decoding>[-base]/      what `orch eval` wrote (adapter, or the untrained base)
     <output>/eval/checkpoints/<checkpoint>/<split>/<decoding>/  a checkpoint's adapter scored (learning curve)
     <output>/eval/checkpoints/learning-curve-<split>.{md,json}  the learning curve over the checkpoints
+    <output>/preference/pairs-<split>.{jsonl,stats.json}  DPO pairs from the run's own mistakes
     <saves>/_baselines/<task>/eval/<split>/<kind>/ the model-free baselines (majority, rules)
     jobs/<model>_<method>_<stage>[_<task>]/<time>/ job script, job config, log
     reports/ (default task), reports/<task>/       the comparison and the HTML report
@@ -37,6 +38,7 @@ TASK_SEP = "@"
 EVAL = "eval"
 CHECKPOINT_EVALS = "checkpoints"  # eval/checkpoints/checkpoint-N/...: never a split's eval/<split>/<decoding>
 LF_PREDICT_EVAL = "eval-llamafactory"
+PREFERENCE = "preference"  # <training output>/preference/pairs-<split>.jsonl: DPO pairs built from the run
 # Subjects of an evaluation: what was scored.
 ADAPTER, BASE, MERGED, RULES, MAJORITY, LF_PREDICT = "adapter", "base", "merged", "rules", "majority", "llamafactory"
 GGUF = "gguf"  # the gguf stage's quantized model, scored through llama.cpp
@@ -148,6 +150,10 @@ class Layout:
         if checkpoint:
             return Path(EVAL, CHECKPOINT_EVALS, checkpoint, split, decoding)
         return Path(EVAL, split, f"{decoding}-base" if subject == BASE else decoding)
+
+    def preference_pairs(self, run: Run, split: str) -> Path:
+        """The DPO pairs `orch dpo pairs` builds from a training run on a split: inside that run's folder."""
+        return self.output_dir(run) / PREFERENCE / f"pairs-{split}.jsonl"
 
     @staticmethod
     def learning_curve_stem(split: str) -> Path:

@@ -95,8 +95,13 @@ def test_submit_runs_to_completion(project, catalog, executor):
 
 
 def wait_for_event(project, run, event, timeout=30):
+    """Until the event is recorded: its ledger line and then its steps.md entry (record_event writes both)."""
     deadline = time.time() + timeout
-    while event not in events(project, run):
+
+    def journaled() -> bool:
+        return project.steps.is_file() and f"{event} · {run.name}" in project.steps.read_text(encoding="utf-8")
+
+    while event not in events(project, run) or not journaled():
         assert time.time() < deadline, f"no {event} event: {events(project, run)}"
         time.sleep(0.5)
 

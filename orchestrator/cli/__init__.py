@@ -56,13 +56,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from orchestrator.cli import configs, data, jobs, models, scoring
+    from orchestrator.cli import configs, data, dpo, jobs, models, scoring
 
     for module in (configs, jobs, scoring):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data.data)
     cli.add_command(models.models)
+    cli.add_command(dpo.dpo)
 
 
 _register()

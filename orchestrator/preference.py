@@ -1,0 +1,218 @@
+"""Preference pairs for DPO from the SFT model's own mistakes: relevant to their prompts by construction.
+
+`orch dpo pairs RUN` scores the SFT run on a split (the train split by default) with constrained
+decoding, the same scorer as `orch eval`, and writes LLaMA-Factory ranking data (alpaca columns
+`instruction`, `input`, `chosen`, `rejected`):
+
+- chosen is always the gold answer (canonical JSON);
+- rejected is an answer to the *same prompt*, valid under the task's schema:
+  - `model_error`: the model's own wrong answer;
+  - `risk_negative`: for a gold at-risk row, the gold answer with the risk field set to its negative
+    value (the most dangerous mistake, rejected on every at-risk row; `risk_share` of them);
+  - `near_miss` (only with `keep_correct`): for a row the model already gets right, the gold answer with
+    the field the model was least sure of set to its runner-up value.
+
+Every pair is checked before anything is written (same prompt tokens as the training row, chosen valid and
+gold, rejected valid and different) and the stats file counts pairs by kind and by field.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import OrchError
+from orchestrator.fileio import write_json_atomic, write_text_atomic
+from orchestrator.project import Project
+from orchestrator.runs import Run
+from orchestrator.task import Task
+
+MODEL_ERROR, RISK_NEGATIVE, NEAR_MISS = "model_error", "risk_negative", "near_miss"
+RANKING_COLUMNS = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
+
+
+@dataclass
+class PairSet:
+    """The pairs built, and the counts that describe them."""
+
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _differs(task: Task, gold: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    return [name for name in task.field_names if other.get(name) != gold.get(name)]
+
+
+def _near_miss(task: Task, gold: dict[str, Any], probabilities: dict[str, dict[str, float]] | None) -> dict | None:
+    """The gold answer with the least certain field set to its runner-up value (None without probabilities)."""
+    if not probabilities:
+        return None
+    best: tuple[float, str, Any] | None = None
+    for name in task.field_names:
+        dist = probabilities.get(name) or {}
+        values = {str(v): v for v in task.field_values(name)}
+        ranked = sorted(((p, k) for k, p in dist.items() if k in values and values[k] != gold.get(name)), reverse=True)
+        if not ranked:
+            continue
+        margin = float(dist.get(str(gold.get(name)), 0.0)) - ranked[0][0]
+        if best is None or margin < best[0]:
+            best = (margin, name, values[ranked[0][1]])
+    return None if best is None else {**gold, best[1]: best[2]}
+
+
+def pairs_from_scoring(
+    task: Task,
+    rows: list[dict[str, Any]],
+    predictions: list[dict[str, Any]],
+    risk_share: float = 1.0,
+    keep_correct: float = 0.0,
+    seed: int = 0,
+) -> PairSet:
+    """The pairs for scored rows (`predictions[i]` holds row i's `parsed` answer and field `probabilities`)."""
+    for name, share in (("risk_share", risk_share), ("keep_correct", keep_correct)):
+        if not 0.0 <= share <= 1.0:
+            raise OrchError(f"{name}={share}: a share between 0 and 1", fix=f"e.g. --{name.replace('_', '-')} 0.5")
+    rng = random.Random(seed)
+    out = PairSet()
+    kinds: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
+    skipped = 0
+    for row, pred in zip(rows, predictions, strict=True):
+        gold = row["gold"]
+        parsed = pred.get("parsed")
+        candidates: list[tuple[str, dict[str, Any]]] = []
+        right = isinstance(parsed, dict) and not _differs(task, gold, parsed)
+        if isinstance(parsed, dict) and not right and not task.answer_errors(parsed):
+            candidates.append((MODEL_ERROR, parsed))
+        if task.has_risk and task.at_risk(gold) and rng.random() < risk_share:
+            candidates.append((RISK_NEGATIVE, {**gold, str(task.risk_field): task.risk_negative}))
+        if right and keep_correct and rng.random() < keep_correct:
+            near = _near_miss(task, gold, pred.get("probabilities"))
+            if near is not None:
+                candidates.append((NEAR_MISS, near))
+        if not candidates:
+            skipped += 1
+        seen: set[str] = set()
+        for kind, rejected in candidates:
+            text = task.canonical_answer(rejected)
+            if text in seen:
+                continue
+            seen.add(text)
+            kinds[kind] += 1
+            fields.update(_differs(task, gold, rejected))
+            out.pairs.append(
+                {
+                    "instruction": row.get("instruction", ""),
+                    "input": row.get("input", ""),
+                    "chosen": task.canonical_answer(gold),
+                    "rejected": text,
+                    "id": row.get("id"),
+                    "kind": kind,
+                }
+            )
+    out.stats = {
+        "task": task.name,
+        "rows": len(rows),
+        "pairs": len(out.pairs),
+        "rows_without_pair": skipped,
+        "by_kind": dict(sorted(kinds.items())),
+        "by_field": dict(sorted(fields.items())),
+        "risk_share": risk_share,
+        "keep_correct": keep_correct,
+        "seed": seed,
+    }
+    return out
+
+
+def check_pairs(
+    task: Task,
+    pairs: list[dict[str, Any]],
+    prompt_tokens: Callable[[dict[str, Any]], list[int]],
+    training: dict[str, list[int]],
+) -> list[str]:
+    """Every problem of a pair set, one line each: chosen valid and gold, rejected valid and different, and the
+    prompt tokens the training row's (`training`: the training prompt's ids by row id)."""
+    problems = []
+    for number, pair in enumerate(pairs, start=1):
+        where = f"pair {number} ({pair.get('id')})"
+        chosen, rejected = _parse(pair.get("chosen")), _parse(pair.get("rejected"))
+        if chosen is None or task.answer_errors(chosen):
+            problems.append(f"{where}: chosen is not a valid answer")
+        if rejected is None or task.answer_errors(rejected):
+            problems.append(f"{where}: rejected is not a valid answer")
+        if pair.get("chosen") == pair.get("rejected"):
+            problems.append(f"{where}: rejected equals chosen")
+        ids = training.get(str(pair.get("id")))
+        if ids is not None and prompt_tokens(pair) != ids:
+            problems.append(f"{where}: its prompt tokens differ from the training row's")
+    return problems
+
+
+def _parse(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        return None
+
+
+def build_pairs(
+    project: Project,
+    task: Task,
+    run: Run,
+    out: Path,
+    *,
+    split: str = "train",
+    limit: int | None = None,
+    risk_share: float = 1.0,
+    keep_correct: float = 0.0,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PairSet:
+    """Score the SFT run on `split`, build and check the pairs, write them (JSONL) and their stats (atomically)."""
+    from orchestrator.evaluation.evaluate import Scored, evaluate_decodings, gold_rows, training_config
+    from orchestrator.evaluation.prompts import load_template, prompt_ids
+    from orchestrator.layout import ADAPTER
+    from orchestrator.runs import run_output_dir
+
+    rows = gold_rows(project, task, split, limit)
+    result = evaluate_decodings(
+        project,
+        task,
+        Scored(run, ADAPTER),
+        decodings=("constrained",),
+        split=split,
+        limit=limit,
+        batch_size=batch_size,
+        progress=progress,
+        operating_point=False,
+    )["constrained"]
+    from orchestrator import inputs
+
+    predictions = [line.data for line in inputs.read_jsonl(result.predictions)]
+    built = pairs_from_scoring(task, rows, predictions, risk_share, keep_correct, seed)
+    from transformers import AutoTokenizer
+
+    from orchestrator.models import resolve_model
+
+    config = training_config(project, run_output_dir(project, run))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(project, str(config["model_name_or_path"])).path))
+    template = load_template(tokenizer, str(config["template"]))
+    training = {str(row["id"]): prompt_ids(template, tokenizer, row) for row in rows}
+    problems = check_pairs(task, built.pairs, lambda pair: prompt_ids(template, tokenizer, pair), training)
+    if problems:
+        raise OrchError("the pairs failed their checks; nothing was written:\n  " + "\n  ".join(problems[:20]))
+    built.stats.update({"run": run.name, "split": split, "scored": project.relative(result.predictions)})
+    write_text_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in built.pairs))
+    write_json_atomic(stats_path(out), built.stats)
+    return built
+
+
+def stats_path(pairs_file: Path) -> Path:
+    """The stats file beside a pairs file: `<name>.stats.json`."""
+    return pairs_file.with_name(pairs_file.stem + ".stats.json")
