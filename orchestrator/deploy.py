@@ -18,7 +18,6 @@ exact layout, so what a phone app gets is what the model was trained to write.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator import llamacpp
+from orchestrator import inputs, llamacpp
 from orchestrator.errors import OrchError
 from orchestrator.evaluation.decoding import _key_piece, _value_piece
 from orchestrator.fileio import write_json_atomic, write_text_atomic
@@ -65,8 +64,6 @@ def manifest(folder: Path) -> dict[str, Any]:
     path = folder / GGUF_MANIFEST
     if not path.is_file():
         raise OrchError(f"{folder} holds no GGUF export ({GGUF_MANIFEST} missing)", fix="run the gguf stage first")
-    from orchestrator import inputs
-
     return inputs.read_json(path)
 
 
@@ -234,9 +231,11 @@ def _template_lines(project: Project, out_dir: Path) -> list[str]:
 
 def read_json_or_none(path: Path) -> dict[str, Any]:
     """A JSON object file, or {} when it is unreadable (a card is written from what can be read)."""
+    from orchestrator.inputs import InputError
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = inputs.read_json(path)
+    except InputError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.datasets import parse_answer
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_json_atomic, write_text_atomic
 from orchestrator.project import Project
@@ -154,10 +155,7 @@ def check_pairs(
 
 
 def _parse(text: Any) -> Any:
-    try:
-        return json.loads(text) if isinstance(text, str) else None
-    except json.JSONDecodeError:
-        return None
+    return parse_answer(text)[0]
 
 
 def build_pairs(

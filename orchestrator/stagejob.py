@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestrator import inputs, stages
 from orchestrator.errors import OrchError
+from orchestrator.inputs import InputError
 from orchestrator.layout import ADAPTER, BASE, GGUF, MERGED
 
 DECODING_CHOICES = ("constrained", "free", "both")
@@ -49,7 +48,10 @@ def settings(stage: str, chain: tuple[str, ...], defaults: dict[str, Any], given
         raise OrchError(f"orch.{stage} in the model's templates must be a mapping of settings, not {defaults!r}")
     values = dict(defaults or {})
     for key, raw in given.items():
-        values[key] = yaml.safe_load(raw) if raw.strip() else ""
+        try:  # a YAML scalar or list, as `--set` values are everywhere; else the text as given
+            values[key] = inputs.parse_yaml(raw, f"--set {stage}.{key}") if raw.strip() else ""
+        except InputError:
+            values[key] = raw
     if stage == stages.GGUF.name:
         return _gguf_settings(values)
     return _eval_settings(values, chain, task)

@@ -27,6 +27,7 @@ from orchestrator.executors.base import COMPLETED
 from orchestrator.layout import ADAPTER, BASE
 from orchestrator.monitor import RunStatus, step_counts, wait
 from orchestrator.project import Project
+from orchestrator.runs import log_tail
 from orchestrator.stagejob import SUBJECT_OF_STAGE
 from orchestrator.submit import SubmitOptions, submit
 from orchestrator.task import Task
@@ -50,11 +51,11 @@ class PipelineOptions:
 
 @dataclass
 class PipelineResult:
-    """The trained run's final status, every evaluation written, and the comparison."""
+    """The trained run's final status, the baselines scored here, and the comparison (the eval job wrote the rest)."""
 
     run: str
     status: RunStatus | None
-    evaluations: list = field(default_factory=list)
+    evaluations: list = field(default_factory=list)  # the model-free baselines; the models' are the eval job's
     comparison: Comparison | None = None
     timeline: list[tuple[str, float]] = field(default_factory=list)  # (phase, seconds), in order
 
@@ -153,21 +154,12 @@ def _follower(project: Project, plan, progress: Progress | None, on_status) -> C
             progress(f"{plan.run.stage} job ({status.state.lower()})", int(status.state == COMPLETED), 1)
             return
         if progress and plan.job_dir is not None:
-            found = SCORING_LINE.findall(_log_tail(plan.job_dir / "job.log"))
+            found = SCORING_LINE.findall(log_tail(plan.job_dir / "job.log", 40))
             if found:
                 subject, done, total = found[-1]
                 progress(f"scoring {subject}", int(done), int(total))
 
     return update
-
-
-def _log_tail(path, size: int = 4096) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, handle.seek(0, 2) - size))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _on_training(status: RunStatus, progress: Progress | None, on_status) -> None:
