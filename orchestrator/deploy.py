@@ -37,7 +37,7 @@ from orchestrator.task import Task
 
 DEFAULT_QUANT = "Q4_K_M"
 SOURCE_TYPE = "F16"
-DIRECT_TYPES = ("BF16", "F32")  # wider than F16 or as wide: the converter writes them from the merged weights
+DIRECT_TYPES = ("BF16",)  # not representable from F16 without loss: the converter writes it from the merged weights
 
 
 def _literal(text: str) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import inputs
 from orchestrator.datasets import parse_answer
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_json_atomic, write_text_atomic
@@ -173,9 +174,12 @@ def build_pairs(
     progress: Callable[[int, int], None] | None = None,
 ) -> PairSet:
     """Score the SFT run on `split`, build and check the pairs, write them (JSONL) and their stats (atomically)."""
+    from transformers import AutoTokenizer
+
     from orchestrator.evaluation.evaluate import Scored, evaluate_decodings, gold_rows, training_config
     from orchestrator.evaluation.prompts import load_template, prompt_ids
     from orchestrator.layout import ADAPTER
+    from orchestrator.models import resolve_model
     from orchestrator.runs import run_output_dir
 
     rows = gold_rows(project, task, split, limit)
@@ -190,14 +194,8 @@ def build_pairs(
         progress=progress,
         operating_point=False,
     )["constrained"]
-    from orchestrator import inputs
-
     predictions = [line.data for line in inputs.read_jsonl(result.predictions)]
     built = pairs_from_scoring(task, rows, predictions, risk_share, keep_correct, seed)
-    from transformers import AutoTokenizer
-
-    from orchestrator.models import resolve_model
-
     config = training_config(project, run_output_dir(project, run))
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(project, str(config["model_name_or_path"])).path))
     template = load_template(tokenizer, str(config["template"]))

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 from conftest import cancel_everything
-from test_submit import FAST, SLURM_RESOURCES
+from test_submit import FAST, go
 from tinymodels import build_tiny_llama
 
 from orchestrator import ledger, llamacpp
@@ -53,16 +53,16 @@ def llama_project(project, tiny_llama):
 
 
 def _submit(catalog, executor, then, *sets, restart=False):
-    opts = SubmitOptions(
-        method="lora",
-        executor=executor,
-        sets=TRAIN + sets,
+    return go(
+        catalog,
+        executor,
+        *TRAIN[len(FAST) :],
+        *sets,
         then=then,
         restart=restart,
-        resources=dict(SLURM_RESOURCES),
+        model="tiny-llama",
         command="pytest deploy",
     )
-    return submit(catalog, ["tiny-llama"], opts, log=lambda _m: None)
 
 
 def _wait_all(project, plans):

@@ -33,7 +33,7 @@ SLURM_RESOURCES = {"gpus_per_node": 0, "cpus_per_task": 1, "mem": "3G", "time": 
 SFT = Run("tiny-qwen3", "lora", "sft")
 
 
-def go(catalog, executor, *sets, then=(), restart=False, allow=False, model="tiny-qwen3"):
+def go(catalog, executor, *sets, then=(), restart=False, allow=False, model="tiny-qwen3", command="pytest"):
     opts = SubmitOptions(
         method="lora",
         executor=executor,
@@ -42,7 +42,7 @@ def go(catalog, executor, *sets, then=(), restart=False, allow=False, model="tin
         restart=restart,
         allow_config_change=allow,
         resources=dict(SLURM_RESOURCES),
-        command="pytest",
+        command=command,
     )
     return submit(catalog, [model], opts, log=lambda _m: None)
 
