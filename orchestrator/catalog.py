@@ -3,8 +3,8 @@
 A model is one file `templates/models/<name>.yaml.j2` that extends its family
 `templates/families/<family>.yaml.j2`. Rendered, a model, a method and the
 shared defaults are *layers*: YAML mappings of LLaMA-Factory keys where a
-top-level key applies to every stage and keys under `sft:`, `predict:` or
-`export:` to that stage only; `orch:` holds facts for orch itself
+top-level key applies to every stage and keys under `sft:`, `dpo:`, `predict:`
+or `export:` to that stage only; `orch:` holds facts for orch itself
 (description, how to prepare the weights). Later layers override earlier:
 defaults < method < family < model < `--set`.
 """
@@ -22,6 +22,7 @@ import jinja2
 from orchestrator import stages
 from orchestrator.errors import OrchError
 from orchestrator.layout import Layout
+from orchestrator.preference import pairs_dataset
 from orchestrator.project import Project
 from orchestrator.task import Task, load_task
 from orchestrator.templating import load_yaml_documents, make_env, referenced_templates, render
@@ -155,6 +156,7 @@ class Catalog:
             "task": task.context(),
             # Each stage's output folder, from the run layout (the only owner of paths).
             "paths": {"configs": "llamafactory_configs", **self.layout.stage_outputs(model, method, task.name)},
+            "pairs": {"dataset": pairs_dataset(task)},
         }
 
     def _layer(self, name: str, context: dict[str, Any]) -> Layer:

@@ -158,7 +158,9 @@ def _method_label(ident: EvalIdentity, metrics: dict[str, Any] | None = None) ->
         return SUBJECT_METHOD.get(ident.subject, ident.subject)
     if ident.subject == GGUF:
         return f"{ident.run.method} {(metrics or {}).get('quantization') or 'gguf'}"
-    return f"{ident.run.method} merged" if ident.subject == MERGED else ident.run.method
+    if ident.subject == MERGED:
+        return f"{ident.run.method} merged"
+    return ident.run.method if ident.run.stage == stages.TRAINING else f"{ident.run.method}+{ident.run.stage}"
 
 
 def _risk_columns(task: Task, metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Reading and checking SFT dataset files row by row (file:line for every problem)."""
+"""Reading and checking dataset files row by row (file:line for every problem): SFT answers, DPO pairs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from orchestrator.task import Task
 # LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
 REQUIRED_ROLES = ("prompt", "response")
+# Preference (ranking) rows: LLaMA-Factory has no default column for the two answers; dataset_info declares them.
+RANKING_ROLES = ("prompt", "chosen", "rejected")
 # How dialogue turns are written into a model input, by role (the data pipeline writes them so).
 ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
 LF_ENCODINGS = ("utf-8", "utf-8-sig")  # what LLaMA-Factory's dataset loader can read
@@ -84,10 +86,17 @@ def parse_answer(text: Any) -> tuple[Any, str | None]:
 
 
 def check_rows(
-    path: Path, columns: dict[str, str] | None = None, task: Task | None = None
+    path: Path, columns: dict[str, str] | None = None, task: Task | None = None, ranking: bool = False
 ) -> tuple[list[Row], list[RowProblem]]:
-    """Rows of an alpaca dataset and every problem: missing columns, bad answers."""
+    """Rows of an alpaca dataset and every problem: missing columns, bad answers (`ranking`: both answers of
+    a preference pair, which must differ)."""
+    roles = RANKING_ROLES if ranking else REQUIRED_ROLES
     columns = {**ALPACA_COLUMNS, **(columns or {})}
+    undeclared = [role for role in roles if role not in columns]
+    if undeclared:
+        fix = "declare them: " + ", ".join(f'"{role}": "<row key>"' for role in undeclared)
+        return [], [RowProblem(path, None, f"dataset_info.json declares no {'/'.join(undeclared)} column", fix)]
+    answers = [columns[role] for role in roles[1:]]
     rows: list[Row] = []
     problems: list[RowProblem] = []
     for item in read_rows(path):
@@ -97,7 +106,7 @@ def check_rows(
         if not isinstance(item.data, dict):
             problems.append(RowProblem(path, item.line, "a row must be a JSON object"))
             continue
-        missing = [columns[r] for r in REQUIRED_ROLES if columns[r] not in item.data]
+        missing = [columns[r] for r in roles if columns[r] not in item.data]
         if missing:
             problems.append(
                 RowProblem(
@@ -109,10 +118,15 @@ def check_rows(
             )
             continue
         rows.append(item)
-        if task is not None:
+        if ranking and item.data[answers[0]] == item.data[answers[1]]:
+            problems.append(
+                RowProblem(path, item.line, "rejected equals chosen: the pair teaches nothing", "drop the row")
+            )
+        for key in answers if task is not None else ():
+            label = f"{key}: " if ranking else ""
             problems.extend(
-                RowProblem(path, item.line, message, fix)
-                for message, fix in answer_problems(task, item.data[columns["response"]])
+                RowProblem(path, item.line, label + message, fix)
+                for message, fix in answer_problems(task, item.data[key])
             )
     return rows, problems
 

@@ -153,7 +153,9 @@ def task_findings(project: Project, task: Task, run: Run) -> tuple[list[Finding]
     `collect.judge_row`); the run's verdict is that of its best evaluation on the task's headline split
     (test where it was scored there): the decoding a deployer would ship.
     """
-    ours = {run.sibling(stages.TRAINING), run.sibling(stages.EXPORT.name)}  # older merged files name the export
+    ours = {run}  # the training run (sft or dpo)
+    if run.stage == stages.TRAINING:
+        ours.add(run.sibling(stages.EXPORT.name))  # older merged files name the export
     found = [item for item in evaluated(project, task) if item[2].run in ours]
     if not any(ident.subject in (ADAPTER, MERGED) for _, _, ident in found):
         return [
@@ -238,9 +240,28 @@ def _majority_items(project: Project, task: Task, found: list) -> list[tuple[Pat
     return items
 
 
+def preference_findings(margins: list[tuple[int, float]], accuracies: list[tuple[int, float]]) -> list[Finding]:
+    """What a DPO run's trainer log says: whether the policy came to prefer the chosen answers over the rejected
+    ones (reward margin > 0, accuracy > 0.5), relative to the SFT model it started from. It says nothing of the
+    task: the scores do."""
+    if not margins or not accuracies:
+        return [Finding(WARN, "preference", "no reward margins or accuracies logged yet (lower logging_steps?)")]
+    (first_step, first), (last_step, last) = margins[0], margins[-1]
+    accuracy = accuracies[-1][1]
+    text = (
+        f"reward margin {first:.3f} at step {first_step} -> {last:.3f} at step {last_step}, "
+        f"preference accuracy {accuracy:.0%} (share of pairs where the chosen answer gained more than the rejected)"
+    )
+    if last <= 0 or accuracy <= 0.5:
+        return [Finding(WARN, "preference", text + ": the model does not prefer the gold answers yet (more steps?)")]
+    return [Finding(OK, "preference", text)]
+
+
 def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str]:
-    """Every finding about a training run and the verdict (task metrics decide where they exist)."""
-    run_dir = run_output_dir(project, run.sibling(stages.TRAINING))
+    """Every finding about a training run (sft, or dpo with its reward margins) and the verdict (task metrics
+    decide where they exist)."""
+    trained = run.trained()
+    run_dir = run_output_dir(project, trained)
     if not run_dir.is_dir():
         task_flag = f" --task {run.task}" if run.task else ""
         fix = f"orch submit {run.model} --method {run.method}{task_flag}"
@@ -250,7 +271,10 @@ def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str
         + overfit_findings(outputs.loss_points(run_dir), outputs.loss_points(run_dir, "eval_loss"))
         + checkpoint_findings(run_dir)
     )
-    task_found, verdict = task_findings(project, task, run)
+    if trained.stage == stages.DPO.name:
+        margins = outputs.loss_points(run_dir, "rewards/margins")
+        findings += preference_findings(margins, outputs.loss_points(run_dir, "rewards/accuracies"))
+    task_found, verdict = task_findings(project, task, trained)
     findings += task_found
     if verdict is None:
         loss_bad = any(f.level == BAD for f in findings)

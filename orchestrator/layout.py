@@ -8,12 +8,14 @@ A run is model/method/stage/task. Its folders:
     <output>/eval/checkpoints/<checkpoint>/<split>/<decoding>/  a checkpoint's adapter scored (learning curve)
     <output>/eval/checkpoints/learning-curve-<split>.{md,json}  the learning curve over the checkpoints
     <output>/preference/pairs-<split>.{jsonl,stats.json}  DPO pairs from the run's own mistakes
+    <output>/preference/dataset_info.json         declares them (ranking) for the dpo config's dataset_dir
     <saves>/_baselines/<task>/eval/<split>/<kind>/ the model-free baselines (majority, rules)
     jobs/<model>_<method>_<stage>[_<task>]/<time>/ job script, job config, log
     reports/ (default task), reports/<task>/       the comparison and the HTML report
 
-`<folder>` comes from the stage table (sft, predict, merged, gguf; the eval stage
-writes into the folders of the models it scores). `<saves>` is
+`<folder>` comes from the stage table (sft, dpo, predict, merged, gguf; the pairs
+stage writes into the SFT run's `preference/`, the eval stage into the folders of
+the models it scores). `<saves>` is
 `$ORCH_SAVES` (default `saves`, relative to the project root). Every
 metrics.json orch writes names its task, run and subject, so a comparison
 never mixes tasks; metrics written before they carried a task are read as the
@@ -67,6 +69,10 @@ class Run:
     def sibling(self, stage: str) -> Run:
         """The same model, method and task at another stage."""
         return Run(self.model, self.method, stage, self.task)
+
+    def trained(self) -> Run:
+        """The training run a run names: itself for a training stage (sft, dpo), else the SFT run."""
+        return self if stages.get(self.stage).trains else self.sibling(stages.TRAINING)
 
     @classmethod
     def parse(cls, name: str) -> Run:
@@ -124,7 +130,8 @@ class Layout:
     def stage_outputs(self, model: str, method: str, task: str | None) -> dict[str, str]:
         """Every stage's output folder as configs write it, by stage folder name (what templates see)."""
         run = self.run(model, method, stages.TRAINING, task)
-        return {s.folder: self.output_setting(run.sibling(s.name)) for s in stages.TABLE.values() if s.folder}
+        out = {s.folder: self.output_setting(run.sibling(s.name)) for s in stages.TABLE.values() if s.folder}
+        return {**out, PREFERENCE: f"{out[stages.SFT.folder]}/{PREFERENCE}"}
 
     @property
     def saves_root(self) -> Path:
@@ -136,9 +143,11 @@ class Layout:
 
     # --- evaluations -------------------------------------------------------
     @staticmethod
-    def scored_stage(subject: str) -> str:
-        """The stage whose output folder holds the model a subject is (merged: export; gguf: gguf; else training)."""
-        return {MERGED: stages.EXPORT.name, GGUF: stages.GGUF.name}.get(subject, stages.TRAINING)
+    def scored_stage(subject: str, stage: str = stages.TRAINING) -> str:
+        """The stage whose output folder holds the model a subject of a run's `stage` is (merged: export; gguf:
+        gguf; an adapter: the run's training stage, sft or dpo)."""
+        trained = stage if stages.get(stage).trains else stages.TRAINING
+        return {MERGED: stages.EXPORT.name, GGUF: stages.GGUF.name}.get(subject, trained)
 
     @staticmethod
     def eval_subpath(split: str, decoding: str, subject: str = ADAPTER, checkpoint: str | None = None) -> Path:
@@ -151,9 +160,19 @@ class Layout:
             return Path(EVAL, CHECKPOINT_EVALS, checkpoint, split, decoding)
         return Path(EVAL, split, f"{decoding}-base" if subject == BASE else decoding)
 
+    def preference_dir(self, run: Run) -> Path:
+        """The folder of the DPO pairs built from a training run, and of their dataset_info.json (the dpo
+        config's `dataset_dir`): inside that run's folder, so a retrained run never keeps stale pairs."""
+        return self.output_dir(run) / PREFERENCE
+
     def preference_pairs(self, run: Run, split: str) -> Path:
-        """The DPO pairs `orch dpo pairs` builds from a training run on a split: inside that run's folder."""
-        return self.output_dir(run) / PREFERENCE / f"pairs-{split}.jsonl"
+        """The DPO pairs `orch dpo pairs` builds from a training run on a split."""
+        return self.preference_dir(run) / self.pairs_file_name(split)
+
+    @staticmethod
+    def pairs_file_name(split: str) -> str:
+        """A split's pairs file in a preference folder."""
+        return f"pairs-{split}.jsonl"
 
     @staticmethod
     def learning_curve_stem(split: str) -> Path:

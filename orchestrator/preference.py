@@ -13,7 +13,9 @@ decoding, the same scorer as `orch eval`, and writes LLaMA-Factory ranking data 
     the field the model was least sure of set to its runner-up value.
 
 Every pair is checked before anything is written (same prompt tokens as the training row, chosen valid and
-gold, rejected valid and different) and the stats file counts pairs by kind and by field.
+gold, rejected valid and different) and the stats file counts pairs by kind and by field. The folder's
+dataset_info.json (rendered from templates/stages/dataset_info.json.j2) declares the pairs as ranking data
+named `<split dataset>_pairs`: the dpo stage's config reads the train split's from there.
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ from orchestrator.runs import Run
 from orchestrator.task import Task
 
 MODEL_ERROR, RISK_NEGATIVE, NEAR_MISS = "model_error", "risk_negative", "near_miss"
-RANKING_COLUMNS = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
+SETTINGS = ("limit", "risk_share", "keep_correct", "seed")  # what decides which pairs are built (stats record them)
+PAIRS_SUFFIX = "_pairs"  # a split's pairs are the dataset `<the split's dataset name>_pairs`
+
+
+def pairs_dataset(task: Task, split: str = "train") -> str:
+    """The dataset name of a split's DPO pairs (the dpo stage trains on the train split's)."""
+    return f"{task.datasets[split].name}{PAIRS_SUFFIX}"
 
 
 @dataclass
@@ -203,10 +211,38 @@ def build_pairs(
     problems = check_pairs(task, built.pairs, lambda pair: prompt_ids(template, tokenizer, pair), training)
     if problems:
         raise OrchError("the pairs failed their checks; nothing was written:\n  " + "\n  ".join(problems[:20]))
-    built.stats.update({"run": run.name, "split": split, "scored": project.relative(result.predictions)})
+    if not built.pairs:
+        raise OrchError(
+            f"no pairs: {run.name} answers the {len(rows)} {split} row(s) right and none is at risk, so DPO has "
+            "nothing to learn from; nothing was written",
+            fix="keep a share of the rows it gets right (--keep-correct 0.3; in a chain --set pairs.keep_correct=0.3)",
+        )
+    built.stats.update(
+        {"run": run.name, "split": split, "limit": limit, "scored": project.relative(result.predictions)}
+    )
     write_text_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in built.pairs))
     write_json_atomic(stats_path(out), built.stats)
+    write_dataset_info(project, task, out, split)
     return built
+
+
+def write_dataset_info(project: Project, task: Task, out: Path, split: str) -> Path:
+    """Declare the pairs files of `out`'s folder (ranking data) in its dataset_info.json, from the template:
+    the dpo config's `dataset_dir` is that folder."""
+    from orchestrator.catalog import Catalog
+    from orchestrator.layout import Layout
+    from orchestrator.render import DATASET_INFO, render_pairs_info
+
+    folder = out.parent
+    files = {
+        pairs_dataset(task, name): Layout.pairs_file_name(name)
+        for name in task.datasets
+        if (folder / Layout.pairs_file_name(name)).is_file()
+    }
+    files[pairs_dataset(task, split)] = out.name
+    info = folder / DATASET_INFO
+    write_text_atomic(info, render_pairs_info(Catalog(project), files))
+    return info
 
 
 def stats_path(pairs_file: Path) -> Path:

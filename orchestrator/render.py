@@ -165,11 +165,21 @@ def render_dataset_info(catalog: Catalog) -> str:
         for spec in task.datasets.values():
             file_path = catalog.project.resolve(spec.file)
             rel = os.path.relpath(file_path, catalog.project.configs)
-            datasets.append({"name": spec.name, "file_name": Path(rel).as_posix(), "task": task.name})
+            datasets.append({"name": spec.name, "file_name": Path(rel).as_posix(), "task": task.name, "ranking": False})
     names = [d["name"] for d in datasets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise OrchError(f"dataset name(s) {duplicates} are used by more than one task", where="templates/tasks/")
+    return _dataset_info_text(catalog, datasets)
+
+
+def render_pairs_info(catalog: Catalog, files: dict[str, str]) -> str:
+    """dataset_info.json for one SFT run's DPO pairs: {dataset name: file name in the same folder}, ranking."""
+    datasets = [{"name": name, "file_name": file, "ranking": True} for name, file in sorted(files.items())]
+    return _dataset_info_text(catalog, datasets)
+
+
+def _dataset_info_text(catalog: Catalog, datasets: list[dict[str, Any]]) -> str:
     text = render(catalog.env, f"stages/{DATASET_INFO}.j2", {"datasets": datasets})
     try:
         json.loads(text)

@@ -3,9 +3,10 @@
     python -m orchestrator.stagejob CONFIG
 
 `jobrun` runs this (in place of `llamafactory-cli`) for a stage the stage
-table marks as orch's: `gguf` (the merged model to GGUF, quantized: deploy.py)
-and `eval` (every model the chain made, scored with the same scorer, outputs,
-ledger and steps.md entries as `orch eval`). Their settings come from the
+table marks as orch's: `pairs` (DPO pairs from the SFT run's own mistakes on
+the train split: preference.py), `gguf` (the merged model to GGUF, quantized:
+deploy.py) and `eval` (every model the chain made, scored with the same
+scorer, outputs, ledger and steps.md entries as `orch eval`). Their settings come from the
 model's templates (`orch: {gguf: {quantization: ...}, eval: {...}}`) and
 `--set gguf.quantization=Q8_0` / `--set eval.split=val`, checked before the
 job is queued; the job's config.yaml holds them.
@@ -24,9 +25,11 @@ from orchestrator.inputs import InputError
 from orchestrator.layout import ADAPTER, BASE, GGUF, MERGED
 
 DECODING_CHOICES = ("constrained", "free", "both")
+DPO = stages.DPO.name  # an eval subject too: the dpo stage's adapter (on the SFT one)
 # What each stage of a chain adds to what the eval stage scores (the adapter always).
-SUBJECT_OF_STAGE = {stages.EXPORT.name: MERGED, stages.GGUF.name: GGUF}
-SUBJECTS = (ADAPTER, BASE, MERGED, GGUF)
+SUBJECT_OF_STAGE = {DPO: DPO, stages.EXPORT.name: MERGED, stages.GGUF.name: GGUF}
+SUBJECTS = (ADAPTER, BASE, DPO, MERGED, GGUF)
+PAIRS_SETTINGS = ("limit", "risk_share", "keep_correct", "seed", "batch_size")
 
 
 def split_sets(sets: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, dict[str, str]]]:
@@ -54,7 +57,28 @@ def settings(stage: str, chain: tuple[str, ...], defaults: dict[str, Any], given
             values[key] = raw
     if stage == stages.GGUF.name:
         return _gguf_settings(values)
+    if stage == stages.PAIRS.name:
+        return _pairs_settings(values)
     return _eval_settings(values, chain, task)
+
+
+def _pairs_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """`orch dpo pairs`' options (always the train split: what the dpo stage trains on)."""
+    _unknown("pairs", values, PAIRS_SETTINGS)
+    out: dict[str, Any] = {"limit": None, "risk_share": 1.0, "keep_correct": 0.0, "seed": 0, "batch_size": None}
+    for key, value in values.items():
+        if key in ("risk_share", "keep_correct"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise OrchError(f"pairs.{key}={value!r}: a share between 0 and 1", fix=f"e.g. --set pairs.{key}=0.5")
+            value = float(value)
+        elif not (value is None and key != "seed"):
+            least = 0 if key == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise OrchError(
+                    f"pairs.{key}={value!r}: not a whole number >= {least}", fix=f"e.g. --set pairs.{key}=8"
+                )
+        out[key] = value
+    return out
 
 
 def _unknown(stage: str, values: dict[str, Any], known: tuple[str, ...]) -> None:
@@ -117,6 +141,9 @@ def _run(config: dict[str, Any]) -> None:
     project = catalog.project
     task = catalog.task(str(config["task"]))
     run = catalog.layout.parse_run(str(config["run"]), task.name)
+    if config["stage"] == stages.PAIRS.name:
+        _pairs(catalog, task, run.sibling(stages.TRAINING), config)
+        return
     if config["stage"] == stages.GGUF.name:
         from orchestrator.deploy import export_gguf
 
@@ -133,6 +160,28 @@ def _run(config: dict[str, Any]) -> None:
         )
         return
     _score(project, task, run.sibling(stages.TRAINING), config)
+
+
+def _pairs(catalog: Any, task: Any, run: Any, config: dict[str, Any]) -> None:
+    """The dpo stage's data: pairs from the SFT run's mistakes on the train split, in its preference folder."""
+    from orchestrator.preference import build_pairs
+
+    out = catalog.layout.preference_pairs(run, "train")
+    _say(f"scoring {run.name} on the train split for DPO pairs ...")
+    built = build_pairs(
+        catalog.project,
+        task,
+        run,
+        out,
+        limit=config.get("limit"),
+        risk_share=float(config["risk_share"]),
+        keep_correct=float(config["keep_correct"]),
+        seed=int(config["seed"]),
+        batch_size=config.get("batch_size"),
+        progress=_progress("the train split"),
+    )
+    kinds = ", ".join(f"{k} {v}" for k, v in built.stats["by_kind"].items())
+    _say(f"{built.stats['pairs']} pair(s) from {built.stats['rows']} row(s) ({kinds}): {catalog.project.relative(out)}")
 
 
 def _training_template(project: Any, run: Any) -> str | None:
@@ -156,10 +205,11 @@ def _score(project: Any, task: Any, run: Any, config: dict[str, Any]) -> None:
     for subject in config["subjects"]:
         _say(f"scoring {subject} on the {config['split']} split ({mode}) ...")
         started = time.monotonic()
+        scored = Scored(run.sibling(DPO), ADAPTER) if subject == DPO else Scored(run, subject)
         results = evaluate_decodings(
             project,
             task,
-            Scored(run, subject),
+            scored,
             decodings=decodings,
             split=str(config["split"]),
             batch_size=config.get("batch_size"),
@@ -167,7 +217,7 @@ def _score(project: Any, task: Any, run: Any, config: dict[str, Any]) -> None:
             operating_point=subject != BASE,
         )
         for result in results.values():
-            record_evaluation(project, result, run, str(config.get("command") or ""))
+            record_evaluation(project, result, scored.run, str(config.get("command") or ""))
             _say(f"-- {subject}, {result.metrics['decoding']} ({time.monotonic() - started:.0f} s)")
             _say(summary(result.metrics))
 

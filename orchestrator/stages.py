@@ -30,17 +30,27 @@ class Stage:
 
 
 SFT = Stage("sft", "train", "train", "output_dir", "sft", ("dataset", "eval_dataset"), True, after=None)
+# DPO from the SFT model's own mistakes: orch scores the SFT run and writes the pairs (into the SFT run's
+# folder), then LLaMA-Factory trains on them from the SFT adapter, in a folder of its own.
+PAIRS = Stage("pairs", "pairs", "pairs", "output_dir", "", (), False, ORCH, after="sft")
+DPO = Stage("dpo", "train", "dpo", "output_dir", "dpo", ("dataset",), True, after="pairs")
 PREDICT = Stage("predict", "train", "predict", "output_dir", "predict", ("eval_dataset",), False)
 EXPORT = Stage("export", "export", "export", "export_dir", "merged", (), False)
 # orch's own stages: the merged model to GGUF (llama.cpp), and scoring every model the chain made.
 GGUF = Stage("gguf", "gguf", "gguf", "output_dir", "gguf", (), False, ORCH, after="export")
 EVAL = Stage("eval", "eval", "eval", "output_dir", "", (), False, ORCH, after=None)
 
-TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PREDICT, EXPORT, GGUF, EVAL)}
+TABLE: dict[str, Stage] = {s.name: s for s in (SFT, PAIRS, DPO, PREDICT, EXPORT, GGUF, EVAL)}
 NAMES: tuple[str, ...] = tuple(TABLE)
 LLAMAFACTORY_NAMES: tuple[str, ...] = tuple(s.name for s in TABLE.values() if s.runner == LLAMAFACTORY)
-CHAINABLE: tuple[str, ...] = tuple(s.name for s in TABLE.values() if not s.trains)  # what `--then` may follow
-TRAINING = SFT.name
+TRAINING = SFT.name  # the stage every submission starts with; every other one may follow it (`--then`)
+CHAINABLE: tuple[str, ...] = tuple(name for name in TABLE if name != TRAINING)
+
+
+def data_maker(stage: str) -> str | None:
+    """The orch stage that writes the data a stage trains on (dpo: pairs), or None: the task's files."""
+    after = get(stage).after
+    return after if after is not None and TABLE[after].runner == ORCH and get(stage).data_keys else None
 
 
 def get(name: str) -> Stage:

@@ -27,8 +27,8 @@ from orchestrator.inputs import InputError
 from orchestrator.layout import GGUF_MANIFEST
 from orchestrator.locks import LOCK_NAME, run_locks
 from orchestrator.models import resolve_model
-from orchestrator.outputs import OutputState, output_status
-from orchestrator.render import render_run
+from orchestrator.outputs import ADAPTER_WEIGHTS, OutputState, output_status
+from orchestrator.render import DATASET_INFO, render_run
 from orchestrator.resources import check_resources
 from orchestrator.runs import (
     ORCH_CONFIG,
@@ -89,6 +89,7 @@ class SubmitOptions:
     resources: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     own_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # `--set gguf.key=...`: orch's own stages
+    asked: tuple[str, ...] = ()  # the stages `--then` named (the chain may add what they read: dpo's pairs)
 
 
 def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callable[[str], None] = print) -> list[Plan]:
@@ -101,11 +102,12 @@ def submit(catalog: Catalog, models: list[str], opts: SubmitOptions, log: Callab
     if bad:
         raise OrchError(f"--then {','.join(bad)}: unknown stage", fix=f"use --then {','.join(stages.CHAINABLE)}")
     lf_sets, own_sets = stagejob.split_sets(tuple(opts.sets))
-    chain = tuple(s for s in stages.CHAINABLE if s in opts.then)  # the table's order: export before gguf before eval
+    wanted = set(opts.then) | {stages.get(s).after for s in opts.then if stages.data_maker(s)}  # dpo: its pairs
+    chain = tuple(s for s in stages.CHAINABLE if s in wanted)  # the table's order: pairs, dpo, ..., gguf, eval
     stray = sorted(set(own_sets) - set(chain))
     if stray:
         raise OrchError(f"--set {stray[0]}.…: the {stray[0]} stage is not in this chain", fix=f"add --then {stray[0]}")
-    opts = dataclasses.replace(opts, sets=lf_sets, then=chain, own_sets=own_sets)
+    opts = dataclasses.replace(opts, sets=lf_sets, then=chain, own_sets=own_sets, asked=tuple(opts.then))
     runs = [
         job_catalog.layout.run(model, opts.method, stage, task.name)
         for model in models
@@ -148,13 +150,13 @@ def _plan_and_submit(
 def _depends_on(stage_name: str, earlier: dict[str, Plan]) -> tuple[str, ...]:
     """The jobs a stage's job waits for (afterok): the one whose output it reads, or every earlier one."""
     stage = stages.get(stage_name)
-    if stage.trains:
+    if stage_name == stages.TRAINING:
         return ()
     if stage.after is None:
         parents = [p for name, p in earlier.items() if name != stage_name]
-    else:  # the stage it reads, or, where that one is not in the chain, the one that stage reads, ...
+    else:  # the stage it reads, or, where that one is not in the chain (or skipped), the one that stage reads, ...
         after: str | None = stage.after
-        while after is not None and after not in earlier:
+        while after is not None and (after not in earlier or not earlier[after].job_id):
             after = stages.get(after).after
         parents = [earlier[after]] if after is not None else []
     return tuple(p.job_id for p in parents if p is not None and p.job_id)
@@ -207,6 +209,7 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, e
     else:
         values["output_dir"] = layout.output_setting(run.sibling(stages.TRAINING))
     _check_inputs(catalog, run, task, opts, values, earlier)
+    reuse = _reusable_pairs(catalog, run, values, opts, earlier) if run.stage == stages.PAIRS.name else None
     values["command"] = redact_text(opts.command)  # the job's config is a file: never a credential in it
     text = f"# orch's own {run.stage} stage (python -m orchestrator.stagejob), written by orch submit.\n"
     text += yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
@@ -214,10 +217,43 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, e
     slurm = check_resources({**own.get("slurm", {}), **given}, set(given))
     render_job_script(catalog, run, layout.job_root(run) / "planned", layout.job_root(run), slurm)
     plan = Plan(run, values, text, slurm, "fresh")
+    if reuse:
+        plan.action, plan.note = "skip", reuse
+        return plan
     _check_not_active(project, executor, run)
     if stages.get(run.stage).folder:
         _decide_output(catalog, plan, opts)
     return plan
+
+
+def _reusable_pairs(
+    catalog: Catalog, run: Run, values: dict[str, Any], opts: SubmitOptions, earlier: dict[str, Plan]
+) -> str | None:
+    """Why the pairs on disk serve this chain's dpo stage as they are (None: build them).
+
+    They do unless `--then pairs` asks for them, the SFT run is trained in this submission, they are older
+    than its adapter (pairs are the SFT model's mistakes: a retrained model needs new ones), or they were
+    built with other settings than this chain's.
+    """
+    from orchestrator.preference import SETTINGS, stats_path
+
+    training = earlier.get(stages.TRAINING)
+    if stages.PAIRS.name in opts.asked or training is None or training.action != "skip":
+        return None
+    sft = run.sibling(stages.TRAINING)
+    pairs = catalog.layout.preference_pairs(sft, "train")
+    adapter = catalog.layout.output_dir(sft) / ADAPTER_WEIGHTS
+    if not all(p.is_file() for p in (pairs, stats_path(pairs), pairs.parent / DATASET_INFO, adapter)):
+        return None
+    if pairs.stat().st_mtime < adapter.stat().st_mtime:
+        return None
+    try:
+        built = inputs.read_json(stats_path(pairs))
+    except InputError:
+        return None
+    if not isinstance(built, dict) or any(built.get(key) != values.get(key) for key in SETTINGS):
+        return None
+    return f"pairs of the finished SFT run reused from {catalog.project.relative(pairs)}; --then pairs rebuilds them"
 
 
 def _check_convertible(catalog: Catalog, run: Run, settings: dict[str, Any]) -> None:
@@ -243,6 +279,7 @@ def _check_inputs(
     this submission starts: refused here, not after the queue."""
     project, layout, chain = catalog.project, catalog.layout, opts.then
     needs = {stages.GGUF.name: [stages.EXPORT.name]}.get(run.stage, [])
+    markers = {stages.GGUF.name: GGUF_MANIFEST, stages.DPO.name: ADAPTER_WEIGHTS}
     if run.stage == stages.EVAL.name:
         needs = [s for s, subject in stagejob.SUBJECT_OF_STAGE.items() if subject in values["subjects"]]
     training = earlier.get(stages.TRAINING)
@@ -253,7 +290,7 @@ def _check_inputs(
         if stage == stages.EXPORT.name:
             folder, marker = project.resolve(_export_dir(catalog, run, task, opts)), "config.json"
         else:
-            folder, marker = layout.output_dir(run.sibling(stage)), GGUF_MANIFEST
+            folder, marker = layout.output_dir(run.sibling(stage)), markers[stage]
         if not (folder / marker).is_file():
             raise OrchError(
                 f"{run.name} reads the {stage} stage's output, which is neither in this chain nor in "

@@ -1,8 +1,9 @@
 """`orch pipeline`: one model from config to comparison in one command.
 
 Submit the training job (any executor) and after it the chain (`--then
-export,gguf`) and the eval job, which scores the trained adapter, the
-untrained base model and the chain's models (merged, GGUF) with both
+export,gguf`; `--dpo`: DPO pairs and training) and the eval job, which scores
+the trained adapter, the untrained base model and the chain's models (DPO,
+merged, GGUF) with both
 decodings on the executor; wait for each while showing its progress; score the task's
 model-free baselines (the majority labels, and the rules labeler where the
 task file names lexicons), and write the comparison and report. Every step is journaled in
@@ -125,7 +126,12 @@ def run_pipeline(
 
 
 # The timeline's name for each job of the chain.
-PHASES = {stages.TRAINING: "training", stages.EVAL.name: "scoring (eval job)"}
+PHASES = {
+    stages.TRAINING: "training",
+    stages.PAIRS.name: "DPO pairs (scoring train)",
+    stages.DPO.name: "DPO training",
+    stages.EVAL.name: "scoring (eval job)",
+}
 SCORING_LINE = re.compile(r"^orch: scoring (\w+): (\d+)/(\d+)$", re.MULTILINE)
 
 
@@ -147,10 +153,11 @@ def _follower(project: Project, plan, progress: Progress | None, on_status) -> C
     """What each poll of a job shows: training steps from its trainer log, scoring counts from its job log."""
 
     def update(status: RunStatus) -> None:
-        if plan.run.stage == stages.TRAINING:
-            _on_training(status, progress, on_status)
+        stage = stages.get(plan.run.stage)
+        if stage.trains:
+            _on_training(status, progress if stage.name == stages.TRAINING else _named(progress, stage.name), on_status)
             return
-        if progress and plan.run.stage != stages.EVAL.name:  # one step: the job's state is its progress
+        if progress and stage.runner != stages.ORCH:  # one step: the job's state is its progress
             progress(f"{plan.run.stage} job ({status.state.lower()})", int(status.state == COMPLETED), 1)
             return
         if progress and plan.job_dir is not None:
@@ -160,6 +167,13 @@ def _follower(project: Project, plan, progress: Progress | None, on_status) -> C
                 progress(f"scoring {subject}", int(done), int(total))
 
     return update
+
+
+def _named(progress: Progress | None, stage: str) -> Progress | None:
+    """Training progress under the stage's name (dpo training), not the SFT run's."""
+    if progress is None:
+        return None
+    return lambda _phase, done, total: progress(f"{stage} training", done, total)
 
 
 def _on_training(status: RunStatus, progress: Progress | None, on_status) -> None:

@@ -273,5 +273,5 @@ def test_validate_all_on_the_repository_passes(monkeypatch, orch, smollm2_dir):
     monkeypatch.delenv("ORCH_MODEL_CACHE", raising=False)
     result = orch("validate", "--all", "-q")
     assert result.exit_code == 0, result.output
-    assert "54 config(s): 0 error(s)" in result.output
-    assert "train_smollm2-135m_lora.yaml" in result.output
+    assert "72 config(s): 0 error(s)" in result.output  # 9 models x 2 methods x 4 stages (sft, dpo, predict, export)
+    assert "train_smollm2-135m_lora.yaml" in result.output and "dpo_smollm2-135m_lora.yaml" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator import stages
 from orchestrator.cli.common import catalog, command_line, executor_option, set_option, task_option
 from orchestrator.cli.ui import Bars, table
 from orchestrator.errors import OrchError
@@ -21,7 +22,8 @@ from orchestrator.project import find_project
     "--then",
     "then",
     default="",
-    help="Chain stages after training (afterok): predict, export, gguf, eval; e.g. export,gguf,eval.",
+    help=f"Chain stages after training (afterok): {', '.join(stages.CHAINABLE)}; e.g. export,gguf,eval or dpo,eval "
+    "(dpo: its pairs first).",
 )
 @click.option("--restart", is_flag=True, help="Train from scratch; the old output directory is moved aside.")
 @click.option("--allow-config-change", is_flag=True, help="Resume even though the config changed since the checkpoint.")
@@ -84,6 +86,9 @@ def _submit_options(cat, models: tuple[str, ...], *, method: str, executor: str 
     default="",
     help="Stages between training and scoring, e.g. export,gguf: their models are scored too (the deploy demo).",
 )
+@click.option(
+    "--dpo", is_flag=True, help="Then DPO on pairs from the SFT model's own mistakes (--then dpo); SFT and DPO scored."
+)
 @click.option("--split", default="test", show_default=True, help="Task split to score on.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Examples scored at once.")
 @click.option("--no-baselines", is_flag=True, help="Skip the untrained base model and the model-free baselines.")
@@ -91,7 +96,20 @@ def _submit_options(cat, models: tuple[str, ...], *, method: str, executor: str 
 @click.option("--partition", default=None, help="SLURM partition.")
 @click.option("--time", "time_limit", default=None, help="SLURM time limit, e.g. 24:00:00.")
 def pipeline(
-    model, method, executor, task, sets, restart, then, split, batch_size, no_baselines, sort, partition, time_limit
+    model,
+    method,
+    executor,
+    task,
+    sets,
+    restart,
+    then,
+    dpo,
+    split,
+    batch_size,
+    no_baselines,
+    sort,
+    partition,
+    time_limit,
 ) -> None:
     """Train MODEL, then the chain and the eval job (scoring on the executor), baselines, compare: in one go."""
     from orchestrator.collect import compact_table, verdict_lines
@@ -109,7 +127,7 @@ def pipeline(
         restart=restart,
         resources=resources,
     )
-    chain = tuple(s for s in then.split(",") if s)
+    chain = tuple(s for s in then.split(",") if s) + ((stages.DPO.name,) if dpo else ())
     opts = PipelineOptions(split, batch_size, chain, not no_baselines, sort, command=command_line())
     with Bars() as bars:
         try:

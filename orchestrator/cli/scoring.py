@@ -70,7 +70,6 @@ def eval_cmd(
     )
     from orchestrator.evaluation.metrics import summary
     from orchestrator.layout import ADAPTER, BASE, GGUF, MAJORITY, MERGED, RULES
-    from orchestrator.stages import TRAINING
 
     cat = catalog()
     parsed = cat.layout.parse_run(run, task) if run else None
@@ -81,7 +80,7 @@ def eval_cmd(
     if checkpoint is not None and (other_subject or parsed is None):
         raise OrchError("--checkpoint scores a run's own adapter", fix="name the run, without --base/--gguf/...")
     if checkpoint == "all":
-        _learning_curve(cat, task_obj, parsed.sibling(TRAINING), split, batch_size, decoding, limit)
+        _learning_curve(cat, task_obj, parsed.trained(), split, batch_size, decoding, limit)
         return
     if checkpoint is not None and re.fullmatch(r"[0-9]+", checkpoint, flags=re.ASCII):
         checkpoint = f"checkpoint-{int(checkpoint)}"
@@ -100,7 +99,7 @@ def eval_cmd(
                 evaluate_decodings(
                     cat.project,
                     task_obj,
-                    Scored(parsed.sibling(TRAINING), subject, checkpoint),
+                    Scored(parsed.trained(), subject, checkpoint),
                     decodings=decodings,
                     split=split,
                     limit=limit,
@@ -111,7 +110,7 @@ def eval_cmd(
             )
     for result in results:
         if predictions is None:
-            trained = parsed.sibling(TRAINING) if parsed and not (rules_baseline or majority) else None
+            trained = parsed.trained() if parsed and not (rules_baseline or majority) else None
             record_evaluation(cat.project, result, trained, command_line())
         if len(results) > 1:
             click.echo(f"-- {result.metrics['decoding']}")

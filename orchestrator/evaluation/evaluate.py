@@ -124,8 +124,21 @@ def load_for_eval(
             raise OrchError(f"{project.relative(model_dir)} has no adapter yet", fix="wait for training to finish")
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
+        for adapter in [*starting_adapters(project, config), model_dir]:
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return model.eval(), tokenizer, template
+
+
+def starting_adapters(project: Project, config: dict[str, Any]) -> list[Path]:
+    """The adapters a run was trained on top of, merged into the base before its own (a dpo run: the SFT one).
+
+    LLaMA-Factory's rule: with `create_new_adapter` on a base it can merge into (not quantized) every adapter
+    given was merged and a new one trained; otherwise the last one given was trained further (it is the
+    run's own now) and only the ones before it were merged.
+    """
+    given = [a.strip() for a in str(config.get("adapter_name_or_path") or "").split(",") if a.strip()]
+    merged = given if config.get("create_new_adapter") and not config.get("quantization_bit") else given[:-1]
+    return [project.resolve(adapter) for adapter in merged]
 
 
 def gguf_tokenizer(project: Project, gguf_dir: Path, config: dict[str, Any]) -> tuple[Any, str]:
@@ -171,6 +184,8 @@ def model_bytes(project: Project, scored: Scored, model_dir: Path, config: dict[
 
         return quantized_file(model_dir).stat().st_size
     total = _weights_bytes(model_dir)
+    if scored.subject == ADAPTER:
+        total += sum(_weights_bytes(adapter) for adapter in starting_adapters(project, config))
     if scored.subject in (ADAPTER, BASE):
         resolved = resolve_model(project, str(config["model_name_or_path"]))
         base = _weights_bytes(resolved.path) if resolved.path else 0
@@ -206,9 +221,12 @@ def training_config(project: Project, train_dir: Path) -> dict[str, Any]:
 
 def check_trained_on(project: Project, task: Task, train_dir: Path, config: dict[str, Any]) -> None:
     """Refuse to score a run on a task it was not trained for (its training dataset is another task's)."""
+    from orchestrator.preference import pairs_dataset
+
     trained = str(config.get("dataset") or "")
     expected = task.datasets["train"].name
-    if trained and expected not in [d.strip() for d in trained.split(",")]:
+    names = [d.strip() for d in trained.split(",")]
+    if trained and expected not in names and pairs_dataset(task) not in names:  # dpo: the task's pairs
         raise OrchError(
             f"{project.relative(train_dir)} was trained on {trained!r}, not on task {task.name}'s {expected!r}",
             fix=f"score it with its own task, or train MODEL for {task.name} (orch submit MODEL --task {task.name})",
@@ -231,7 +249,7 @@ class Scored:
 
     def output_dir(self, project: Project) -> Path:
         """The output folder of the stage that holds the scored model (training; export for merged)."""
-        return run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject)))
+        return run_output_dir(project, self.run.sibling(Layout.scored_stage(self.subject, self.run.stage)))
 
     def model_dir(self, project: Project) -> Path:
         """The folder the scored model is loaded from (the output folder, or one complete checkpoint in it)."""

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator import inputs
+from orchestrator import inputs, stages
 from orchestrator.datasets import check_rows
 from orchestrator.inputs import InputError
+from orchestrator.preference import pairs_dataset
 from orchestrator.task import Task
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 
@@ -18,6 +19,7 @@ class Context:
 
     def __init__(self, tasks: list[Task]):
         self.task_of_dataset = {d.name: t for t in tasks for d in t.datasets.values()}
+        self.task_of_dataset.update({pairs_dataset(t, split): t for t in tasks for split in t.datasets})
         self.length_cache: dict[tuple, Any] = {}
         self.rows_cache: dict[tuple, Any] = {}
         self.model_cache: dict[tuple, Any] = {}
@@ -52,7 +54,12 @@ def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
     info_path = dataset_dir / "dataset_info.json"
     rel = cfg.project.relative(info_path)
     if not info_path.is_file():
-        problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", "run `orch render`")
+        fix = "run `orch render`"
+        if stages.data_maker(cfg.stage):
+            from orchestrator.validation.references import data_fix
+
+            fix = data_fix(cfg.stage)
+        problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", fix)
         return info_path, {}, problem
     try:
         info = inputs.read_json(info_path)
@@ -64,9 +71,9 @@ def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
     return info_path, info, None
 
 
-def rows(ctx: Context, path: Path, columns: dict | None, task: Task | None):
+def rows(ctx: Context, path: Path, columns: dict | None, task: Task | None, ranking: bool = False):
     """The usable rows of a dataset file and its row problems (cached by file state)."""
-    key = (path, path.stat().st_mtime_ns, json.dumps(columns, sort_keys=True), task.name if task else None)
+    key = (path, path.stat().st_mtime_ns, json.dumps(columns, sort_keys=True), task.name if task else None, ranking)
     if key not in ctx.rows_cache:
-        ctx.rows_cache[key] = check_rows(path, columns, task)
+        ctx.rows_cache[key] = check_rows(path, columns, task, ranking)
     return ctx.rows_cache[key]

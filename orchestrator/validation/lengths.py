@@ -30,12 +30,19 @@ class LengthStats:
 
 
 def measure(
-    ctx: Any, model_dir: Path, template_name: str, data: Path, columns: dict | None, cutoff_len: int
+    ctx: Any,
+    model_dir: Path,
+    template_name: str,
+    data: Path,
+    columns: dict | None,
+    cutoff_len: int,
+    ranking: bool = False,
 ) -> LengthStats:
-    """Encode every row exactly as LLaMA-Factory's supervised processor does and count cuts."""
-    key = (str(model_dir), template_name, str(data), data.stat().st_mtime_ns, str(columns))
+    """Encode every row exactly as LLaMA-Factory's supervised (or pairwise: the longer answer) processor
+    does and count cuts."""
+    key = (str(model_dir), template_name, str(data), data.stat().st_mtime_ns, str(columns), ranking)
     if key not in ctx.length_cache:
-        ctx.length_cache[key] = pair_lengths(model_dir, template_name, data, columns)
+        ctx.length_cache[key] = pair_lengths(model_dir, template_name, data, columns, ranking)
     pairs, efficient_eos = ctx.length_cache[key]
     infer_seqlen = lf.infer_seqlen()
     answers_cut = prompts_cut = 0
@@ -56,20 +63,28 @@ def measure(
     )
 
 
-def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None):
-    """(prompt tokens, answer tokens) per usable row, in file order, and the template's efficient_eos."""
+def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict | None, ranking: bool = False):
+    """(prompt tokens, answer tokens) per usable row, in file order, and the template's efficient_eos.
+
+    A preference row's answer is the longer of chosen and rejected: LLaMA-Factory's pairwise processor
+    cuts both to the room the longer one leaves.
+    """
     tok = tokenizer(model_dir)
     template = lf.chat_template(tok, template_name)
     cols = {**ALPACA_COLUMNS, **(columns or {})}
-    rows, _ = check_rows(data, columns)
+    rows, _ = check_rows(data, columns, ranking=ranking)
+    answer_roles = ("chosen", "rejected") if ranking else ("response",)
     pairs = []
     for row in rows:
-        messages = [
-            {"role": "user", "content": user_content(row.data, cols)},
-            {"role": "assistant", "content": str(row.data.get(cols["response"], ""))},
-        ]
-        prompt_ids, answer_ids = template.encode_oneturn(tok, messages)
-        pairs.append((len(prompt_ids), len(answer_ids)))
+        lengths = []
+        for role in answer_roles:
+            messages = [
+                {"role": "user", "content": user_content(row.data, cols)},
+                {"role": "assistant", "content": str(row.data.get(cols[role], ""))},
+            ]
+            prompt_ids, answer_ids = template.encode_oneturn(tok, messages)
+            lengths.append((len(prompt_ids), len(answer_ids)))
+        pairs.append(max(lengths, key=lambda pair: pair[1]))
     return pairs, bool(getattr(template, "efficient_eos", False))
 
 

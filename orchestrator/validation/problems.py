@@ -69,11 +69,12 @@ class ConfigUnderTest:
 
 
 def stage_of(values: dict[str, Any]) -> str:
-    """Which kind of run a config describes: export, predict or (any) training."""
+    """Which kind of run a config describes: export, predict, a training stage of the table (dpo) or sft."""
     from orchestrator import stages
 
     if values.get(stages.EXPORT.output_key) or any(str(key).startswith("export_") for key in values):
         return stages.EXPORT.name
     if values.get("do_predict") and not values.get("do_train"):
         return stages.PREDICT.name
-    return stages.TRAINING
+    named = stages.TABLE.get(str(values.get("stage", "")))
+    return named.name if named is not None and named.trains else stages.TRAINING

@@ -76,12 +76,30 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                     "train first (the sft stage writes it), or fix the path",
                 )
                 continue
+            maker = stages.data_maker(cfg.stage)
+            if key == "dataset_dir" and maker and (cfg.origins or _under(path, cfg.project.resolve("saves"))):
+                cfg.rejected.add(key)  # nothing to check the datasets against yet
+                yield Problem(
+                    INFO if cfg.origins else WARNING,
+                    "paths",
+                    cfg.where(key),
+                    f"{cfg.project.relative(path)} does not exist yet: the {maker} stage writes the {cfg.stage} "
+                    "stage's data there",
+                    data_fix(cfg.stage),
+                )
+                continue
             yield _reject(
                 cfg,
                 key,
                 f"{value} does not exist (jobs run in the project root, {cfg.project.root})",
                 "fix the path, or create what it names before submitting",
             )
+
+
+def data_fix(stage: str) -> str:
+    """How the data of a stage that trains on what an orch stage writes is made."""
+    maker = stages.data_maker(stage)
+    return f"build it: `orch dpo pairs MODEL/METHOD`, or `orch submit MODEL --then {stage}` (its {maker} stage first)"
 
 
 def _reject(cfg: ConfigUnderTest, key: str, message: str, fix: str) -> Problem:

@@ -290,7 +290,7 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
         yield Problem(INFO, "datasets", cfg.where(key), f"dataset {name!r}: only alpaca datasets are row-checked")
         return
     task = ctx.task_of_dataset.get(name)
-    found_rows, problems = rows(ctx, path, entry.get("columns"), task)
+    found_rows, problems = rows(ctx, path, entry.get("columns"), task, bool(entry.get("ranking", False)))
     for p in problems[:MAX_ROW_PROBLEMS]:
         where = cfg.project.relative(p.path) + (f":{p.line}" if p.line else "")
         yield Problem(ERROR, "dataset-rows", where, p.message, p.fix)
@@ -362,7 +362,8 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
         path = info_path.parent / entry.get("file_name", "")
         if not path.is_file():
             continue
-        stats = measure(ctx, resolved.path, cfg.values["template"], path, entry.get("columns"), cutoff_len)
+        ranking = bool(entry.get("ranking", False))
+        stats = measure(ctx, resolved.path, cfg.values["template"], path, entry.get("columns"), cutoff_len, ranking)
         if stats.answers_cut:
             yield Problem(
                 ERROR,

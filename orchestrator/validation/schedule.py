@@ -60,7 +60,7 @@ def _training_rows(cfg: ConfigUnderTest, ctx: Context, data: Any) -> int | None:
         path = info_path.parent / str(entry.get("file_name", ""))
         if "file_name" not in entry or not path.is_file():
             return None
-        found, _ = rows(ctx, path, entry.get("columns"), task_of(cfg, ctx))
+        found, _ = rows(ctx, path, entry.get("columns"), task_of(cfg, ctx), bool(entry.get("ranking", False)))
         total += min(len(found), data.max_samples) if data.max_samples else len(found)
     val = float(data.val_size or 0)
     if val:  # LLaMA-Factory: above 1 a row count, else a share of the rows
