@@ -14,9 +14,11 @@ from orchestrator.task import Task
 
 # LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
-REQUIRED_ROLES = ("prompt", "response")
+# The columns LLaMA-Factory's alpaca converter indexes in every row (a missing one is its KeyError).
+REQUIRED_ROLES = ("prompt", "query", "response")
 # Preference (ranking) rows: LLaMA-Factory has no default column for the two answers; dataset_info declares them.
-RANKING_ROLES = ("prompt", "chosen", "rejected")
+RANKING_ROLES = ("prompt", "query", "chosen", "rejected")
+TEXT_ROLES = ("prompt", "query")  # joined into the user turn: text (or null)
 # How dialogue turns are written into a model input, by role (the data pipeline writes them so).
 ROLE_LABELS = {"user": "来访者", "assistant": "咨询师"}
 LF_ENCODINGS = ("utf-8", "utf-8-sig")  # what LLaMA-Factory's dataset loader can read
@@ -96,7 +98,7 @@ def check_rows(
     if undeclared:
         fix = "declare them: " + ", ".join(f'"{role}": "<row key>"' for role in undeclared)
         return [], [RowProblem(path, None, f"dataset_info.json declares no {'/'.join(undeclared)} column", fix)]
-    answers = [columns[role] for role in roles[1:]]
+    answers = [columns[role] for role in roles if role not in TEXT_ROLES]
     rows: list[Row] = []
     problems: list[RowProblem] = []
     for item in read_rows(path):
@@ -117,8 +119,12 @@ def check_rows(
                 )
             )
             continue
+        unusable = _text_problems(item.data, [columns[role] for role in TEXT_ROLES], answers)
+        if unusable:
+            problems.extend(RowProblem(path, item.line, message, fix) for message, fix in unusable)
+            continue
         rows.append(item)
-        if ranking and item.data[answers[0]] == item.data[answers[1]]:
+        if ranking and _same_answer(item.data[answers[0]], item.data[answers[1]]):
             problems.append(
                 RowProblem(path, item.line, "rejected equals chosen: the pair teaches nothing", "drop the row")
             )
@@ -129,6 +135,36 @@ def check_rows(
                 for message, fix in answer_problems(task, item.data[key])
             )
     return rows, problems
+
+
+def _text_problems(row: dict[str, Any], prompts: list[str], answers: list[str]) -> list[tuple[str, str]]:
+    """The prompt columns are text (or null) and every column is valid Unicode: what a tokenizer can take."""
+    out = []
+    for key in [*prompts, *answers]:
+        value = row.get(key)
+        if key in prompts and value is not None and not isinstance(value, str):
+            out.append((f"column {key!r} is {type(value).__name__}, not text", f"write {key} as a JSON string"))
+        elif isinstance(value, str) and not _encodable(value):
+            out.append((f"column {key!r} holds a lone surrogate (not valid Unicode)", "re-export the file as UTF-8"))
+    return out
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _same_answer(chosen: Any, rejected: Any) -> bool:
+    """The same answer, however it is spaced or its keys ordered (a different JSON type is a different answer)."""
+    if chosen == rejected:
+        return True
+    parsed = [parse_answer(text)[0] for text in (chosen, rejected)]
+    if any(p is None for p in parsed):
+        return False
+    return json.dumps(parsed[0], sort_keys=True) == json.dumps(parsed[1], sort_keys=True)
 
 
 def answer_problems(task: Task, response: Any) -> list[tuple[str, str]]:

@@ -246,6 +246,10 @@ def preference_findings(margins: list[tuple[int, float]], accuracies: list[tuple
     task: the scores do."""
     if not margins or not accuracies:
         return [Finding(WARN, "preference", "no reward margins or accuracies logged yet (lower logging_steps?)")]
+    broken = [(step, value) for step, value in margins if not math.isfinite(value)]
+    if broken:
+        step, value = broken[0]
+        return [Finding(BAD, "preference", f"the reward margin is {value} at step {step}: DPO diverged")]
     (first_step, first), (last_step, last) = margins[0], margins[-1]
     accuracy = accuracies[-1][1]
     text = (
@@ -257,6 +261,14 @@ def preference_findings(margins: list[tuple[int, float]], accuracies: list[tuple
     return [Finding(OK, "preference", text)]
 
 
+def _state_dir(run_dir: Path) -> Path:
+    """Where the trainer's full log is: the finished run's folder, else its latest complete checkpoint."""
+    if (run_dir / outputs.TRAINER_STATE).is_file():
+        return run_dir
+    complete = [c for c in outputs.checkpoints(run_dir) if outputs.is_complete(c)]
+    return complete[-1] if complete else run_dir
+
+
 def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str]:
     """Every finding about a training run (sft, or dpo with its reward margins) and the verdict (task metrics
     decide where they exist)."""
@@ -264,7 +276,8 @@ def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str
     run_dir = run_output_dir(project, trained)
     if not run_dir.is_dir():
         task_flag = f" --task {run.task}" if run.task else ""
-        fix = f"orch submit {run.model} --method {run.method}{task_flag}"
+        then = "" if trained.stage == stages.TRAINING else f" --then {trained.stage}"
+        fix = f"orch submit {run.model} --method {run.method}{task_flag}{then}"
         raise OrchError(f"{project.relative(run_dir)} does not exist", fix=fix)
     findings = (
         loss_findings(outputs.logged_losses(run_dir))
@@ -272,8 +285,9 @@ def diagnose(project: Project, task: Task, run: Run) -> tuple[list[Finding], str
         + checkpoint_findings(run_dir)
     )
     if trained.stage == stages.DPO.name:
-        margins = outputs.loss_points(run_dir, "rewards/margins")
-        findings += preference_findings(margins, outputs.loss_points(run_dir, "rewards/accuracies"))
+        state_dir = _state_dir(run_dir)
+        margins = outputs.loss_points(state_dir, "rewards/margins")
+        findings += preference_findings(margins, outputs.loss_points(state_dir, "rewards/accuracies"))
     task_found, verdict = task_findings(project, task, trained)
     findings += task_found
     if verdict is None:

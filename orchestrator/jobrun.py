@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator import stages
-from orchestrator.fileio import write_text_atomic
+from orchestrator import inputs, stages
+from orchestrator.fileio import sha256_file, write_text_atomic
 from orchestrator.locks import LOCK_NAME, RUNNING_NAME, hold_running, wait_for_submitter
 from orchestrator.outputs import OutputStatus, output_status, set_aside_incomplete, training_summary
 from orchestrator.project import Project
-from orchestrator.runs import ORCH_CONFIG, Run, log_tail, record_event
+from orchestrator.runs import ORCH_CONFIG, Run, dataset_files, log_tail, record_event
 from orchestrator.secrets import ENV_PREFIX, overrides_from_env, redact_text
 from orchestrator.stages import Event
 from orchestrator.throughput import device_name
@@ -77,6 +77,7 @@ def main(job_dir: Path) -> int:
             event,
             resumed_from=resumed_from,
             set_aside=set_aside or None,
+            **_chain_made_data(project, run, config),
             device=device,
             devices=devices * int(os.environ.get("SLURM_NNODES", "1") or 1),
             **common,
@@ -128,6 +129,21 @@ def main(job_dir: Path) -> int:
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def _chain_made_data(project: Project, run: Run, config: Path) -> dict[str, str]:
+    """The data a stage trains on when an earlier job of its chain wrote it (dpo: the pairs), as it is now:
+    at submit time it did not exist yet, so the start event is where steps.md gets it."""
+    if stages.data_maker(run.stage) is None:
+        return {}
+    values = inputs.read_yaml_mapping(config, "job config")
+    data = dataset_files(project, values, run.stage)
+    if not data:
+        return {}
+    return {
+        "dataset": ", ".join(project.relative(p) for p in data),
+        "dataset_sha256": ",".join(sha256_file(p)[:16] for p in data),
+    }
 
 
 def _checkpoints_settled(output_dir: Path, leader: bool, wait_s: float = 300.0) -> OutputStatus:

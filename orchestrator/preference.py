@@ -33,7 +33,7 @@ from orchestrator.datasets import parse_answer
 from orchestrator.errors import OrchError
 from orchestrator.fileio import write_json_atomic, write_text_atomic
 from orchestrator.project import Project
-from orchestrator.runs import Run
+from orchestrator.runs import Run, sha256_text
 from orchestrator.task import Task
 
 MODEL_ERROR, RISK_NEGATIVE, NEAR_MISS = "model_error", "risk_negative", "near_miss"
@@ -180,8 +180,11 @@ def build_pairs(
     seed: int = 0,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    declare: bool = True,
 ) -> PairSet:
-    """Score the SFT run on `split`, build and check the pairs, write them (JSONL) and their stats (atomically)."""
+    """Score the SFT run on `split`, build and check the pairs, write them (JSONL) and their stats (atomically),
+    and (`declare`) the folder's dataset_info.json: only in the run's own preference folder, never over
+    another folder's registry."""
     from transformers import AutoTokenizer
 
     from orchestrator.evaluation.evaluate import Scored, evaluate_decodings, gold_rows, training_config
@@ -217,12 +220,20 @@ def build_pairs(
             "nothing to learn from; nothing was written",
             fix="keep a share of the rows it gets right (--keep-correct 0.3; in a chain --set pairs.keep_correct=0.3)",
         )
+    text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in built.pairs)
     built.stats.update(
-        {"run": run.name, "split": split, "limit": limit, "scored": project.relative(result.predictions)}
+        {
+            "run": run.name,
+            "split": split,
+            "limit": limit,
+            "scored": project.relative(result.predictions),
+            "pairs_sha256": sha256_text(text),  # which pairs file these stats describe (three files, three writes)
+        }
     )
-    write_text_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in built.pairs))
+    write_text_atomic(out, text)
     write_json_atomic(stats_path(out), built.stats)
-    write_dataset_info(project, task, out, split)
+    if declare:
+        write_dataset_info(project, task, out, split)
     return built
 
 

@@ -178,7 +178,7 @@ def _pairs(catalog: Any, task: Any, run: Any, config: dict[str, Any]) -> None:
         keep_correct=float(config["keep_correct"]),
         seed=int(config["seed"]),
         batch_size=config.get("batch_size"),
-        progress=_progress("the train split"),
+        progress=_progress("train"),  # "orch: scoring train: d/t": what orch pipeline follows
     )
     kinds = ", ".join(f"{k} {v}" for k, v in built.stats["by_kind"].items())
     _say(f"{built.stats['pairs']} pair(s) from {built.stats['rows']} row(s) ({kinds}): {catalog.project.relative(out)}")

@@ -173,7 +173,9 @@ def _plan(
     resolved = resolve_model(project, str(rendered.values.get("model_name_or_path", "")))
     if resolved.path is not None and resolved.path != project.resolve(str(rendered.values["model_name_or_path"])):
         sets += (f"{run.stage}.model_name_or_path={resolved.path}",)
-    report = validate_run(catalog, run.model, opts.method, task, sets, stages=(run.stage,), ctx=ctx)
+    report = validate_run(
+        catalog, run.model, opts.method, task, sets + _pending_data(catalog, run, earlier), (run.stage,), ctx
+    )
     problems = [p for ps in report.problems.values() for p in ps]
     problems += _executor_problems(opts.executor, rendered.values, rendered.path.name)
     errors = [p for p in problems if p.severity is Severity.ERROR and p.rule != "output-dir"]
@@ -191,8 +193,49 @@ def _plan(
     render_job_script(catalog, run, catalog.layout.job_root(run) / "planned", catalog.layout.job_root(run), slurm)
     plan = Plan(run, config.values, config.text, slurm, "fresh", secrets=job_env(secret_sets, run.stage))
     _check_not_active(project, executor, run)
-    _decide_output(catalog, plan, opts)
+    _decide_output(catalog, plan, opts, _stale_inputs(catalog, run, earlier))
+    if plan.action == "restart":
+        _check_readers_idle(project, executor, run)
     return plan
+
+
+def _pending_data(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> tuple[str, ...]:
+    """A stage whose data an earlier job of this chain (re)writes (dpo: the pairs) is validated as before that
+    data exists: what is on disk now is about to be replaced, and the job that writes it checks it."""
+    maker = stages.data_maker(run.stage)
+    if maker is None or maker not in earlier or earlier[maker].action == "skip":
+        return ()
+    folder = catalog.layout.preference_dir(run.sibling(stages.TRAINING))
+    pending = folder.parent / "(written by this chain)" / folder.name  # a folder to come, as before any pairs
+    return (f"{run.stage}.dataset_dir={pending}",)
+
+
+def _stale_inputs(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> str | None:
+    """Why a training stage that starts from another's output (dpo: the SFT adapter and its pairs) must start
+    over: its inputs are rebuilt by this submission, or are newer than its own outputs (None: they are not)."""
+    stage = stages.get(run.stage)
+    if run.stage == stages.TRAINING or not stage.trains:
+        return None
+    rebuilt = [name for name in (stage.after, stages.TRAINING) if name in earlier and earlier[name].action != "skip"]
+    if rebuilt:
+        return f"its inputs are rebuilt by this submission ({', '.join(rebuilt)})"
+    started = catalog.layout.output_dir(run) / ORCH_CONFIG
+    sft = run.sibling(stages.TRAINING)
+    inputs_now = [catalog.layout.output_dir(sft) / ADAPTER_WEIGHTS, catalog.layout.preference_pairs(sft, "train")]
+    if started.is_file() and any(p.is_file() and p.stat().st_mtime > started.stat().st_mtime for p in inputs_now):
+        return "its SFT adapter or pairs changed after it started"
+    return None
+
+
+def _check_readers_idle(project, executor, run: Run) -> None:
+    """Nothing that reads a run's output is running while that output is moved aside (a dpo job reading sft)."""
+    for reader in (run.sibling(name) for name in stages.TABLE if name != run.stage):
+        try:
+            _check_not_active(project, executor, reader)
+        except OrchError as exc:
+            raise OrchError(
+                f"{run.name} would be moved aside while {reader.name} may read it: {exc.message}", fix=exc.fix
+            ) from None
 
 
 def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, earlier: dict[str, Plan]) -> Plan:
@@ -252,6 +295,8 @@ def _reusable_pairs(
     except InputError:
         return None
     if not isinstance(built, dict) or any(built.get(key) != values.get(key) for key in SETTINGS):
+        return None
+    if built.get("pairs_sha256") != sha256_file(pairs):  # stats of another pairs file (a build cut off midway)
         return None
     return f"pairs of the finished SFT run reused from {catalog.project.relative(pairs)}; --then pairs rebuilds them"
 
@@ -351,7 +396,7 @@ def _check_not_active(project, executor, run: Run) -> None:
         )
 
 
-def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions) -> None:
+def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions, stale: str | None = None) -> None:
     project = catalog.project
     out = project.resolve(str(plan.values[stages.get(plan.run.stage).output_key]))
     if out.exists() and not out.is_dir():
@@ -365,9 +410,9 @@ def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions) -> None:
             plan.action, plan.note = "restart", "earlier outputs will be moved aside"
         return
     status = output_status(out)
-    if opts.restart and out.exists():
+    if (opts.restart or stale) and out.exists():
         _check_owned(catalog, plan.run, out)
-        plan.action, plan.note = "restart", "old outputs will be moved aside"
+        plan.action, plan.note = "restart", f"{stale + ': ' if stale else ''}old outputs will be moved aside"
         return
     if status.state is OutputState.FINISHED:
         plan.action, plan.note = "skip", f"already finished in {project.relative(out)}; --restart trains again"

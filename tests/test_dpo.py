@@ -9,6 +9,7 @@ too fast for the cancel to land mid-run.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def test_dpo_chain_trains_from_the_sft_adapter_on_its_own_mistakes(project, cata
     assert "Merged 1 adapter(s)" in log, log[-3000:]
     state = json.loads((dpo_dir(project) / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+    # The pairs did not exist when dpo was submitted: its start event (and steps.md entry) names them.
+    started = next(r for r in ledger.for_run(project.ledger, DPO.name) if r["event"] == "started")
+    assert started["dataset"] == project.relative(pairs_file(project)) and len(started["dataset_sha256"]) == 16
+    assert f"| dataset | {started['dataset']}" in project.steps.read_text()
     assert any("rewards/margins" in h and "rewards/accuracies" in h for h in state["log_history"])
 
     # The eval job scored the SFT adapter and the DPO one; the comparison shows both rows.
@@ -93,6 +98,10 @@ def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatc
     while not (dpo_dir(project) / "checkpoint-5" / "trainer_state.json").is_file():
         assert time.time() < deadline, "no DPO checkpoint-5"
         time.sleep(0.5)
+    # Retraining SFT now would move the adapter the running DPO job reads: refused.
+    opts = SubmitOptions(method="lora", executor=executor, sets=FAST + CHAIN[:3], restart=True, dry_run=True)
+    with pytest.raises(OrchError, match="would be moved aside while tiny-qwen3/lora/dpo may read it"):
+        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
     cancel(project, DPO)
     wait_state(project, DPO, ("CANCELLED",), timeout=120)
 
@@ -120,10 +129,33 @@ def test_retraining_sft_rebuilds_the_pairs_and_asking_for_them_too(project, cata
     plans = go(catalog, "local", *CHAIN, "dpo.max_steps=2", then=("dpo",))
     assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "fresh", "dpo": "fresh"}
     wait_state(project, DPO, timeout=600)
-    # Asked for, they are rebuilt (and dpo, finished, is not trained again).
-    opts = SubmitOptions(method="lora", executor="local", sets=FAST + CHAIN, then=("pairs", "dpo"), dry_run=True)
+    sets = FAST + CHAIN + ("dpo.max_steps=2",)
+    opts = SubmitOptions(method="lora", executor="local", sets=sets, then=("dpo",), dry_run=True)
     plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
-    assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "fresh", "dpo": "skip"}
+    assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "skip", "dpo": "skip"}
+    # Other settings, or asked for: the pairs are rebuilt, so the DPO run trained on the old ones starts over.
+    for then, extra in ((("dpo",), ("pairs.seed=7",)), (("pairs", "dpo"), ())):
+        opts = SubmitOptions(method="lora", executor="local", sets=sets + extra, then=then, dry_run=True)
+        plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "fresh", "dpo": "restart"}
+        assert "its inputs are rebuilt by this submission (pairs)" in plans[2].note
+    # Stats that describe another pairs file (a build cut off between its writes): rebuilt.
+    stats = pairs_file(project).with_name("pairs-train.stats.json")
+    stats.write_text(stats.read_text().replace('"pairs_sha256": "', '"pairs_sha256": "0'))
+    opts = SubmitOptions(method="lora", executor="local", sets=sets, then=("dpo",), dry_run=True)
+    assert [p.action for p in submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)][1] == "fresh"
+    # The DPO model is the SFT adapter plus its own: scored on top of another SFT adapter, refused; and it
+    # has no merged or GGUF model (those stages merge the SFT adapter).
+    from orchestrator.evaluation.evaluate import Scored, evaluate
+
+    adapter = project.root / "saves/tiny-qwen3/lora/sft/adapter_model.safetensors"
+    later = (dpo_dir(project) / "adapter_model.safetensors").stat().st_mtime + 60
+    os.utime(adapter, (later, later))
+    with pytest.raises(OrchError, match="which was trained again since"):
+        evaluate(project, catalog.task(), Scored(DPO), limit=1)
+    for subject in ("merged", "gguf"):
+        with pytest.raises(OrchError, match="the export and gguf stages merge the SFT adapter"):
+            Scored(DPO, subject)
     # SFT trained anew: the pairs are its mistakes, so they are rebuilt, and dpo restarts.
     opts = SubmitOptions(method="lora", executor="local", sets=FAST + CHAIN, then=("dpo",), restart=True, dry_run=True)
     plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
@@ -186,9 +218,13 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
             good,
             _pair(json.dumps(GOLD), json.dumps(GOLD)),  # 2: the same answer twice
             _pair(json.dumps(GOLD), '{"depression_level": 9}'),  # 3: rejected breaks the schema
-            '{"instruction": "assess", "chosen": "{}"}',  # 4: no rejected column
+            '{"instruction": "assess", "input": "", "chosen": "{}"}',  # 4: no rejected column
             "{not json",  # 5
             _pair("not an answer", json.dumps(MISS)),  # 6: chosen is no JSON
+            _pair(json.dumps(GOLD), json.dumps(GOLD, indent=1, sort_keys=True)),  # 7: the same answer, respaced
+            _pair(json.dumps(GOLD), json.dumps(MISS), instruction=5),  # 8: a prompt that is no text
+            json.dumps({**json.loads(good), "input": "\ud800"}),  # 9: a lone surrogate escaped (not valid Unicode)
+            '{"instruction": "assess", "chosen": "{}", "rejected": "{}"}',  # 10: no input (LLaMA-Factory: KeyError)
         ],
     )
     result = orch("validate", "tiny-qwen3", "--method", "lora")
@@ -200,8 +236,26 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
     assert f"{rel}:4" in text and "missing column(s) ['rejected']" in text
     assert f"{rel}:5" in text
     assert f"{rel}:6" in text and "chosen: response is not valid JSON" in text
-    assert f"{rel}:1" not in text
-    assert "Traceback" not in text
+    assert f"{rel}:7" in text and f"{rel}:8" in text and "column 'instruction' is int, not text" in text
+    assert f"{rel}:9" in text and "lone surrogate" in text
+    assert f"{rel}:10" in text and "missing column(s) ['input']" in text
+    assert f"{rel}:1:" not in text and f"{rel}:1 " not in text
+    assert "Traceback" not in text and result.exit_code == 1
+
+
+def test_validate_refuses_a_pairs_registry_llamafactory_cannot_load(project, catalog, orch):
+    out = _pairs_on_disk(project, catalog, [_pair(json.dumps(GOLD), json.dumps(MISS))])
+    info = out.parent / "dataset_info.json"
+    for entry, message in (
+        ('"pairs-train.jsonl"', "its entry is str, not an object"),
+        ('{"formatting": "alpaca", "ranking": true}', "its entry names no source"),
+        ('{"file_name": 5, "ranking": true}', "file_name is not a string"),
+        ('{"file_name": "pairs-train.jsonl", "ranking": true, "columns": ["chosen"]}', "columns is not an object"),
+    ):
+        info.write_text('{"student_mental_train_pairs": ' + entry + "}")
+        result = orch("validate", "tiny-qwen3", "--method", "lora")
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "orch dpo pairs" in result.output  # the fix: what writes that file
 
 
 def test_validate_fails_an_empty_pair_set_and_passes_a_good_one(project, catalog, orch):
@@ -218,3 +272,30 @@ def test_validate_fails_an_empty_pair_set_and_passes_a_good_one(project, catalog
     # The pairs are checked against cutoff_len as LLaMA-Factory's pairwise processor cuts them.
     result = orch("validate", "tiny-qwen3", "--method", "lora", "--set", "cutoff_len=16")
     assert result.exit_code != 0 and "cuts the answer of 1 of 1 rows of student_mental_train_pairs" in result.output
+
+
+def test_scoring_stacks_adapters_as_llamafactory_trained_them(project):
+    """lora: the SFT adapter was merged and a new one trained on top; qlora (no merge into 4 bits): the SFT
+    adapter was trained further, so it is the run's own and nothing is merged first."""
+    from orchestrator.evaluation.evaluate import starting_adapters
+
+    sft = "saves/tiny-qwen3/lora/sft"
+    assert starting_adapters(project, {"adapter_name_or_path": sft, "create_new_adapter": True}) == [project.root / sft]
+    assert starting_adapters(project, {"adapter_name_or_path": sft, "create_new_adapter": False}) == []
+    assert (
+        starting_adapters(project, {"adapter_name_or_path": sft, "create_new_adapter": True, "quantization_bit": 4})
+        == []
+    )
+    assert starting_adapters(project, {"adapter_name_or_path": f"a,{sft}"}) == [project.root / "a"]
+    assert starting_adapters(project, {}) == []
+
+
+def test_diagnose_says_whether_dpo_learned_the_preference():
+    from orchestrator.diagnose import OK, WARN, preference_findings
+
+    learned = preference_findings([(1, 0.0), (10, 0.8)], [(1, 0.5), (10, 0.9)])
+    assert learned[0].level == OK and "0.000 at step 1 -> 0.800 at step 10" in learned[0].message
+    assert "preference accuracy 90%" in learned[0].message
+    flat = preference_findings([(1, 0.0), (10, -0.1)], [(1, 0.5), (10, 0.4)])
+    assert flat[0].level == WARN and "does not prefer the gold answers" in flat[0].message
+    assert preference_findings([], [])[0].level == WARN

@@ -119,3 +119,20 @@ def test_pairs_from_a_real_sft_run_of_the_tiny_model(project, catalog, orch):
     at_risk = sum(task.at_risk(gold) for gold in by_prompt.values())
     assert stats["by_kind"].get(RISK_NEGATIVE, 0) + stats["by_kind"].get(MODEL_ERROR, 0) >= min(at_risk, 1)
     assert (project.root / "saves/tiny-qwen3/lora/sft/eval/train/constrained/metrics.json").is_file()  # orch's scorer
+    info = json.loads((out.parent / "dataset_info.json").read_text())  # declared for the dpo stage, as ranking data
+    assert info == {
+        "student_mental_train_pairs": {
+            "file_name": "pairs-train.jsonl",
+            "formatting": "alpaca",
+            "ranking": True,
+            "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"},
+        }
+    }
+    # -o into another folder: its own dataset_info.json is not orch's to rewrite.
+    registry = project.root / "llamafactory_configs/dataset_info.json"
+    before = registry.read_bytes()
+    result = orch(
+        "dpo", "pairs", "tiny-qwen3/lora", "--limit", "4", "--keep-correct", "1", "-o", str(registry.parent / "p.jsonl")
+    )
+    assert result.exit_code == 0, result.output
+    assert registry.read_bytes() == before and (registry.parent / "p.jsonl").is_file()

@@ -60,6 +60,7 @@ def dpo_pairs(run, output, split, limit, risk_share, keep_correct, seed, batch_s
             seed=seed,
             batch_size=batch_size,
             progress=update,
+            declare=output is None,  # -o elsewhere: that folder's dataset_info.json is not orch's to write
         )
     stats = built.stats
     kinds = ", ".join(f"{k} {v}" for k, v in stats["by_kind"].items()) or "none"
@@ -68,3 +69,5 @@ def dpo_pairs(run, output, split, limit, risk_share, keep_correct, seed, batch_s
     )
     click.echo(f"pairs: {cat.project.relative(out)}")
     click.echo(f"stats: {cat.project.relative(stats_path(out))}")
+    if output is None:
+        click.echo(f"declared for the dpo stage in {cat.project.relative(out.parent / 'dataset_info.json')}")

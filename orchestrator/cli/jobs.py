@@ -40,7 +40,7 @@ from orchestrator.project import find_project
 @click.option("--signal-seconds", type=int, default=None, help="Requeue signal this long before the time limit.")
 @click.option("--max-requeues", type=int, default=None, help="Upper bound on automatic requeues.")
 def submit(models, method, executor, task, sets, then, restart, allow_config_change, dry_run, **resources) -> None:
-    """Render, validate and submit training (and chained predict/export) jobs."""
+    """Render, validate and submit training (and chained dpo/predict/export/gguf/eval) jobs."""
     from orchestrator.submit import submit as do_submit
 
     cat = catalog()

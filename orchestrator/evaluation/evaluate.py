@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import inputs, ledger, llamacpp, outputs, steps
+from orchestrator import inputs, ledger, llamacpp, outputs, stages, steps
 from orchestrator.answers import extract
 from orchestrator.datasets import check_rows, client_text, user_content
 from orchestrator.errors import OrchError
@@ -124,9 +124,28 @@ def load_for_eval(
             raise OrchError(f"{project.relative(model_dir)} has no adapter yet", fix="wait for training to finish")
         from peft import PeftModel
 
-        for adapter in [*starting_adapters(project, config), model_dir]:
+        starting = starting_adapters(project, config)
+        _check_not_stale(project, model_dir, starting)
+        for adapter in [*starting, model_dir]:
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return model.eval(), tokenizer, template
+
+
+def _check_not_stale(project: Project, model_dir: Path, starting: list[Path]) -> None:
+    """An adapter trained on top of others is scored only on top of those same ones (not a retrained SFT's)."""
+    own = model_dir / outputs.ADAPTER_WEIGHTS
+    for adapter in starting:
+        weights = adapter / outputs.ADAPTER_WEIGHTS
+        if not weights.is_file():
+            raise OrchError(
+                f"{project.relative(adapter)} (the adapter it was trained on) is gone", fix="train it again"
+            )
+        if own.is_file() and weights.stat().st_mtime > own.stat().st_mtime:
+            raise OrchError(
+                f"{project.relative(model_dir)} was trained on top of {project.relative(adapter)}, which was trained "
+                "again since: together they are a model nobody trained",
+                fix="train it again on the new one (orch submit MODEL --then dpo restarts it)",
+            )
 
 
 def starting_adapters(project: Project, config: dict[str, Any]) -> list[Path]:
@@ -246,6 +265,12 @@ class Scored:
             raise OrchError(f"cannot score subject {self.subject!r} with a model", fix=f"one of {MODEL_SUBJECTS}")
         if self.checkpoint is not None and self.subject != ADAPTER:
             raise OrchError(f"a checkpoint holds an adapter, not the {self.subject} model", fix="drop --checkpoint")
+        if self.subject in (MERGED, GGUF) and self.run.stage != stages.TRAINING:
+            raise OrchError(
+                f"the export and gguf stages merge the SFT adapter: {self.run.name} has no {self.subject} model",
+                fix=f"score the {self.run.stage} run's adapter (drop --{self.subject}), or the SFT run's "
+                f"{self.subject} model ({self.run.sibling(stages.TRAINING).name})",
+            )
 
     def output_dir(self, project: Project) -> Path:
         """The output folder of the stage that holds the scored model (training; export for merged)."""

@@ -77,3 +77,20 @@ def rows(ctx: Context, path: Path, columns: dict | None, task: Task | None, rank
     if key not in ctx.rows_cache:
         ctx.rows_cache[key] = check_rows(path, columns, task, ranking)
     return ctx.rows_cache[key]
+
+
+# Where LLaMA-Factory can load a dataset from (an entry with none of them loads nothing).
+_SOURCES = ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+
+
+def entry_problem(entry: Any) -> str | None:
+    """What makes a dataset_info.json entry unloadable, if anything."""
+    if not isinstance(entry, dict):
+        return f"its entry is {type(entry).__name__}, not an object"
+    if not any(key in entry for key in _SOURCES):
+        return f"its entry names no source ({', '.join(_SOURCES)})"
+    if "file_name" in entry and not isinstance(entry["file_name"], str):
+        return "file_name is not a string"
+    if "columns" in entry and not isinstance(entry["columns"], dict):
+        return "columns is not an object of role: column"
+    return None

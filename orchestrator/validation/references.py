@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator import inputs, stages
 from orchestrator import lf_adapter as lf
 from orchestrator.inputs import InputError
+from orchestrator.layout import PREFERENCE
 from orchestrator.models import looks_like_hub_id, resolve_model
 from orchestrator.outputs import checkpoint_problems
 from orchestrator.validation.context import Context
@@ -77,7 +78,7 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 )
                 continue
             maker = stages.data_maker(cfg.stage)
-            if key == "dataset_dir" and maker and (cfg.origins or _under(path, cfg.project.resolve("saves"))):
+            if key == "dataset_dir" and maker and path.name == PREFERENCE:  # the pairs stage's folder, to come
                 cfg.rejected.add(key)  # nothing to check the datasets against yet
                 yield Problem(
                     INFO if cfg.origins else WARNING,

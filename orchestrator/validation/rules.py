@@ -18,8 +18,9 @@ from orchestrator.render import SET_ORIGIN
 from orchestrator.secrets import has_url_password, is_secret_key
 from orchestrator.stages import TRAINING
 from orchestrator.validation import references, schedule, schema
-from orchestrator.validation.context import Context, dataset_info, dataset_names, rows, task_of
+from orchestrator.validation.context import Context, dataset_info, dataset_names, entry_problem, rows, task_of
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
+from orchestrator.validation.references import data_fix
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 EXPORT = stages.EXPORT.name
@@ -257,10 +258,19 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
             "datasets",
             cfg.where(key),
             f"dataset {name!r} is not declared in {rel_info}",
-            f"did you mean {', '.join(close)}?" if close else "declare it in the task file and run `orch render`",
+            f"did you mean {', '.join(close)}?"
+            if close
+            else data_fix(cfg.stage)
+            if stages.data_maker(cfg.stage)
+            else "declare it in the task file and run `orch render`",
         )
         return
     entry = info[name]
+    fix = data_fix(cfg.stage) if stages.data_maker(cfg.stage) else "fix the task file and run `orch render`"
+    shape = entry_problem(entry)
+    if shape:
+        yield Problem(ERROR, "datasets", rel_info, f"dataset {name!r}: {shape}", fix)
+        return
     if "file_name" not in entry:
         yield Problem(INFO, "datasets", cfg.where(key), f"dataset {name!r} is not a local file; not checked")
         return
@@ -271,7 +281,9 @@ def _check_dataset(cfg, ctx, key, name, info_path, info) -> Iterator[Problem]:
             "datasets",
             cfg.where(key),
             f"dataset {name!r}: file {cfg.project.relative(path)} does not exist",
-            "prepare the data (see README, 'Preparing data') or fix file_name in the task file",
+            data_fix(cfg.stage)
+            if stages.data_maker(cfg.stage)
+            else "prepare the data (see README, 'Preparing data') or fix file_name in the task file",
         )
         return
     needs_ranking = lf.dataset_stage(str(cfg.values.get("stage", "sft"))) == "rm"
@@ -359,6 +371,8 @@ def cutoff(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
     key = stages.get(cfg.stage).data_keys[:1]
     for name in dataset_names(cfg, key):
         entry = info.get(name) or {}
+        if entry_problem(entry):
+            continue
         path = info_path.parent / entry.get("file_name", "")
         if not path.is_file():
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import stages
-from orchestrator.validation.context import Context, dataset_info, dataset_names, rows, task_of
+from orchestrator.validation.context import Context, dataset_info, dataset_names, entry_problem, rows, task_of
 from orchestrator.validation.problems import ConfigUnderTest, Problem, Severity
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -57,10 +57,14 @@ def _training_rows(cfg: ConfigUnderTest, ctx: Context, data: Any) -> int | None:
     total = 0
     for name in dataset_names(cfg, ("dataset",)):
         entry = info.get(name) or {}
+        if entry_problem(entry):
+            return None
         path = info_path.parent / str(entry.get("file_name", ""))
         if "file_name" not in entry or not path.is_file():
             return None
         found, _ = rows(ctx, path, entry.get("columns"), task_of(cfg, ctx), bool(entry.get("ranking", False)))
+        if not found:  # the datasets rule says so; no schedule to judge
+            return None
         total += min(len(found), data.max_samples) if data.max_samples else len(found)
     val = float(data.val_size or 0)
     if val:  # LLaMA-Factory: above 1 a row count, else a share of the rows
