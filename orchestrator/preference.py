@@ -135,7 +135,25 @@ def pairs_from_scoring(
         "risk_share": risk_share,
         "keep_correct": keep_correct,
         "seed": seed,
+        **_collapse(predictions),
     }
+    return out
+
+
+COLLAPSED = 0.9  # this share of one answer: the model learned the label prior (collect says so too)
+
+
+def _collapse(predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """How often the model gave its most common answer, and a warning when that is nearly always: DPO on its
+    pairs then rejects one constant answer and moves the model to another (measured on the demo model)."""
+    answers = Counter(json.dumps(p["parsed"], sort_keys=True) for p in predictions if isinstance(p.get("parsed"), dict))
+    share = answers.most_common(1)[0][1] / len(predictions) if answers else 0.0
+    out: dict[str, Any] = {"most_common_answer_share": round(share, 4)}
+    if share >= COLLAPSED:
+        out["warning"] = (
+            f"the SFT model gives one answer to {share:.0%} of the rows (it learned the label prior): DPO on these "
+            "pairs moves it to another constant answer, it does not teach the task; fix the SFT run first"
+        )
     return out
 
 

@@ -180,6 +180,8 @@ def _pairs(catalog: Any, task: Any, run: Any, config: dict[str, Any]) -> None:
         batch_size=config.get("batch_size"),
         progress=_progress("train"),  # "orch: scoring train: d/t": what orch pipeline follows
     )
+    if built.stats.get("warning"):
+        _say(f"WARNING: {built.stats['warning']}")
     kinds = ", ".join(f"{k} {v}" for k, v in built.stats["by_kind"].items())
     _say(f"{built.stats['pairs']} pair(s) from {built.stats['rows']} row(s) ({kinds}): {catalog.project.relative(out)}")
 

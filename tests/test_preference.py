@@ -136,3 +136,13 @@ def test_pairs_from_a_real_sft_run_of_the_tiny_model(project, catalog, orch):
     )
     assert result.exit_code == 0, result.output
     assert registry.read_bytes() == before and (registry.parent / "p.jsonl").is_file()
+
+
+def test_a_model_that_gives_one_answer_to_everything_is_warned_about(catalog):
+    task = catalog.task()
+    rows = [_row(i, GOLD if i % 2 else CALM) for i in range(20)]
+    constant = [{"parsed": dict(CALM)} for _ in rows]
+    built = pairs_from_scoring(task, rows, constant)
+    assert built.stats["most_common_answer_share"] == 1.0 and "learned the label prior" in built.stats["warning"]
+    varied = [{"parsed": dict(r["gold"])} for r in rows]
+    assert "warning" not in pairs_from_scoring(task, rows, varied, keep_correct=1.0).stats

@@ -67,6 +67,8 @@ def dpo_pairs(run, output, split, limit, risk_share, keep_correct, seed, batch_s
     click.echo(
         f"{stats['pairs']} pair(s) from {stats['rows']} row(s) ({kinds}); {stats['rows_without_pair']} row(s) skipped"
     )
+    if stats.get("warning"):
+        click.echo(f"WARNING: {stats['warning']}")
     click.echo(f"pairs: {cat.project.relative(out)}")
     click.echo(f"stats: {cat.project.relative(stats_path(out))}")
     if output is None:
