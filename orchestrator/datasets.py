@@ -164,7 +164,18 @@ def _same_answer(chosen: Any, rejected: Any) -> bool:
     parsed = [parse_answer(text)[0] for text in (chosen, rejected)]
     if any(p is None for p in parsed):
         return False
-    return json.dumps(parsed[0], sort_keys=True) == json.dumps(parsed[1], sort_keys=True)
+    return json.dumps(_plain(parsed[0]), sort_keys=True) == json.dumps(_plain(parsed[1]), sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    """A parsed answer with whole floats as integers (1.0 is the label 1; true stays a boolean)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def answer_problems(task: Task, response: Any) -> list[tuple[str, str]]:

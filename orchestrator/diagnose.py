@@ -214,7 +214,9 @@ def _task_text(task: Task, row: Row, base: dict, majority: dict) -> str:
 def _run_verdict(task: Task, judged: list[tuple[Row, Verdict]]) -> str:
     """The run's verdict: its best evaluation on the headline split, in the words of the comparison."""
     splits = {row.values.get("split") for row, _ in judged}
-    headline = "test" if "test" in splits else min(splits, key=str)
+    # test, else val, else any held-out split; the train split (scored for DPO pairs) only when nothing else is
+    order = {"test": 0, "val": 1, "train": 3}
+    headline = min(splits, key=lambda split: (order.get(str(split), 2), str(split)))
     candidates = [rv for rv in judged if rv[0].values.get("split") == headline]
     row, verdict = min(candidates, key=lambda rv: (rv[1].rank, rv[0].subject != ADAPTER))  # ties: the adapter's
     reasons = "; ".join(verdict.reasons)

@@ -404,6 +404,13 @@ def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions, stale: str
             f"{plan.run.name}: output folder {project.relative(out)} is a file",
             fix="give output_dir a folder (or leave it to the run layout)",
         )
+    others = [s for s in stages.TABLE.values() if s.folder and s.name != plan.run.stage]
+    taken = next((s.name for s in others if out.resolve() == catalog.layout.output_dir(plan.run.sibling(s.name))), None)
+    if taken:
+        raise OrchError(
+            f"{plan.run.name}: its output folder {project.relative(out)} is the {taken} stage's",
+            fix=f"drop the {stages.get(plan.run.stage).output_key} override: each stage writes to its own folder",
+        )
     if not stages.get(plan.run.stage).trains:
         if out.exists() and any(out.iterdir()):
             _check_owned(catalog, plan.run, out)

@@ -245,6 +245,24 @@ def test_the_verdict_comes_from_the_test_split_not_any_split(project, catalog):
     assert verdict.startswith("candidate:") and "(judged on test/constrained)" in verdict, verdict
 
 
+def test_without_test_scores_the_verdict_comes_from_val_never_train(project, catalog):
+    """The train split is scored for DPO pairs (in-sample): it judges a run only when nothing else was scored."""
+    log, history = healthy_log()
+    run = fake_run(project.root, "m", log, history)
+    gold = ["suicidal", "self_harm", "violence", "suicidal", "self_harm"] + ["none"] * 25
+    write_eval(catalog.task(), run, gold, gold)
+    test = run / "eval/test/constrained/metrics.json"
+    scored = json.loads(test.read_text())
+    for split in ("val", "train"):
+        write_json_atomic(run / f"eval/{split}/constrained/metrics.json", {**scored, "split": split})
+    test.unlink()
+    _, verdict = diagnose(project, catalog.task(), M)
+    assert "(judged on val/constrained)" in verdict, verdict
+    (run / "eval/val/constrained/metrics.json").unlink()
+    _, verdict = diagnose(project, catalog.task(), M)
+    assert "(judged on train/constrained)" in verdict, verdict
+
+
 def test_a_malformed_metrics_file_is_named_not_a_crash(project, catalog, orch):
     log, history = healthy_log()
     run = fake_run(project.root, "m", log, history)

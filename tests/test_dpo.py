@@ -177,6 +177,16 @@ def test_bad_pairs_settings_and_stale_dpo_inputs_are_refused_before_queueing(pro
     )
     with pytest.raises(OrchError, match="reads the dpo stage's output"):
         submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+    # The dpo run writing into the SFT run's folder (it would be "finished" there, or clobber it).
+    opts = SubmitOptions(
+        method="lora",
+        executor="local",
+        sets=(*FAST, "dpo.output_dir=saves/tiny-qwen3/lora/sft"),
+        then=("dpo",),
+        dry_run=True,
+    )
+    with pytest.raises(OrchError, match="its output folder saves/tiny-qwen3/lora/sft is the sft stage's"):
+        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
     # QLoRA cannot merge the SFT adapter into a 4-bit base: LLaMA-Factory's own check, at submit.
     opts = SubmitOptions(
         method="lora",
@@ -225,6 +235,7 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
             _pair(json.dumps(GOLD), json.dumps(MISS), instruction=5),  # 8: a prompt that is no text
             json.dumps({**json.loads(good), "input": "\ud800"}),  # 9: a lone surrogate escaped (not valid Unicode)
             '{"instruction": "assess", "chosen": "{}", "rejected": "{}"}',  # 10: no input (LLaMA-Factory: KeyError)
+            _pair(json.dumps(GOLD), json.dumps({**GOLD, "depression_level": 2.0})),  # 11: 2.0 is the label 2
         ],
     )
     result = orch("validate", "tiny-qwen3", "--method", "lora")
@@ -239,6 +250,7 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
     assert f"{rel}:7" in text and f"{rel}:8" in text and "column 'instruction' is int, not text" in text
     assert f"{rel}:9" in text and "lone surrogate" in text
     assert f"{rel}:10" in text and "missing column(s) ['input']" in text
+    assert text.count("rejected equals chosen") == 3  # rows 2, 7 and 11
     assert f"{rel}:1:" not in text and f"{rel}:1 " not in text
     assert "Traceback" not in text and result.exit_code == 1
 
