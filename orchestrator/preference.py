@@ -234,8 +234,8 @@ def build_pairs(
         raise OrchError("the pairs failed their checks; nothing was written:\n  " + "\n  ".join(problems[:20]))
     if not built.pairs:
         raise OrchError(
-            f"no pairs: {run.name} answers the {len(rows)} {split} row(s) right and none is at risk, so DPO has "
-            "nothing to learn from; nothing was written",
+            f"no pairs from the {len(rows)} {split} row(s): {run.name} gave no valid wrong answer and no at-risk "
+            "row was given a risk negative, so DPO has nothing to learn from; nothing was written",
             fix="keep a share of the rows it gets right (--keep-correct 0.3; in a chain --set pairs.keep_correct=0.3)",
         )
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in built.pairs)
