@@ -31,6 +31,12 @@ PAIRS, DPO, EVAL = (Run("tiny-qwen3", "lora", s) for s in ("pairs", "dpo", "eval
 CHAIN = ("max_steps=2", "save_steps=1", "logging_steps=1", "pairs.limit=12", "pairs.keep_correct=1")
 
 
+def plan(catalog, *sets, then=("dpo",), executor="local", restart=False):
+    """Plan a submission without submitting it (FAST settings, then the given ones)."""
+    opts = SubmitOptions(method="lora", executor=executor, sets=FAST + sets, then=then, restart=restart, dry_run=True)
+    return submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+
+
 def dpo_dir(project) -> Path:
     return project.root / "saves/tiny-qwen3/lora/dpo"
 
@@ -99,9 +105,8 @@ def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatc
         assert time.time() < deadline, "no DPO checkpoint-5"
         time.sleep(0.5)
     # Retraining SFT now would move the adapter the running DPO job reads: refused.
-    opts = SubmitOptions(method="lora", executor=executor, sets=FAST + CHAIN[:3], restart=True, dry_run=True)
     with pytest.raises(OrchError, match="would be moved aside while tiny-qwen3/lora/dpo may read it"):
-        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        plan(catalog, *CHAIN[:3], then=(), executor=executor, restart=True)
     cancel(project, DPO)
     wait_state(project, DPO, ("CANCELLED",), timeout=120)
 
@@ -129,21 +134,18 @@ def test_retraining_sft_rebuilds_the_pairs_and_asking_for_them_too(project, cata
     plans = go(catalog, "local", *CHAIN, "dpo.max_steps=2", then=("dpo",))
     assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "fresh", "dpo": "fresh"}
     wait_state(project, DPO, timeout=600)
-    sets = FAST + CHAIN + ("dpo.max_steps=2",)
-    opts = SubmitOptions(method="lora", executor="local", sets=sets, then=("dpo",), dry_run=True)
-    plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+    sets = (*CHAIN, "dpo.max_steps=2")
+    plans = plan(catalog, *sets)
     assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "skip", "dpo": "skip"}
     # Other settings, or asked for: the pairs are rebuilt, so the DPO run trained on the old ones starts over.
     for then, extra in ((("dpo",), ("pairs.seed=7",)), (("pairs", "dpo"), ())):
-        opts = SubmitOptions(method="lora", executor="local", sets=sets + extra, then=then, dry_run=True)
-        plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        plans = plan(catalog, *sets, *extra, then=then)
         assert {p.run.stage: p.action for p in plans} == {"sft": "skip", "pairs": "fresh", "dpo": "restart"}
         assert "its inputs are rebuilt by this submission (pairs)" in plans[2].note
     # Stats that describe another pairs file (a build cut off between its writes): rebuilt.
     stats = pairs_file(project).with_name("pairs-train.stats.json")
     stats.write_text(stats.read_text().replace('"pairs_sha256": "', '"pairs_sha256": "0'))
-    opts = SubmitOptions(method="lora", executor="local", sets=sets, then=("dpo",), dry_run=True)
-    assert [p.action for p in submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)][1] == "fresh"
+    assert plan(catalog, *sets)[1].action == "fresh"
     # The DPO model is the SFT adapter plus its own: scored on top of another SFT adapter, refused; and it
     # has no merged or GGUF model (those stages merge the SFT adapter).
     from orchestrator.evaluation.evaluate import Scored, evaluate
@@ -157,8 +159,7 @@ def test_retraining_sft_rebuilds_the_pairs_and_asking_for_them_too(project, cata
         with pytest.raises(OrchError, match="the export and gguf stages merge the SFT adapter"):
             Scored(DPO, subject)
     # SFT trained anew: the pairs are its mistakes, so they are rebuilt, and dpo restarts.
-    opts = SubmitOptions(method="lora", executor="local", sets=FAST + CHAIN, then=("dpo",), restart=True, dry_run=True)
-    plans = submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+    plans = plan(catalog, *CHAIN, restart=True)
     assert {p.run.stage: p.action for p in plans} == {"sft": "restart", "pairs": "fresh", "dpo": "restart"}
 
 
@@ -168,35 +169,17 @@ def test_bad_pairs_settings_and_stale_dpo_inputs_are_refused_before_queueing(pro
         ("pairs.limit=0", "whole number >= 1"),
         ("pairs.split=val", "no such setting"),
     ):
-        opts = SubmitOptions(method="lora", executor="local", sets=(*FAST, bad), then=("dpo",), dry_run=True)
         with pytest.raises(OrchError, match=message):
-            submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+            plan(catalog, bad)
     # The eval stage scoring a DPO model that is neither in the chain nor on disk.
-    opts = SubmitOptions(
-        method="lora", executor="local", sets=(*FAST, "eval.subjects=adapter,dpo"), then=("eval",), dry_run=True
-    )
     with pytest.raises(OrchError, match="reads the dpo stage's output"):
-        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        plan(catalog, "eval.subjects=adapter,dpo", then=("eval",))
     # The dpo run writing into the SFT run's folder (it would be "finished" there, or clobber it).
-    opts = SubmitOptions(
-        method="lora",
-        executor="local",
-        sets=(*FAST, "dpo.output_dir=saves/tiny-qwen3/lora/sft"),
-        then=("dpo",),
-        dry_run=True,
-    )
     with pytest.raises(OrchError, match="its output folder saves/tiny-qwen3/lora/sft is the sft stage's"):
-        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        plan(catalog, "dpo.output_dir=saves/tiny-qwen3/lora/sft")
     # QLoRA cannot merge the SFT adapter into a 4-bit base: LLaMA-Factory's own check, at submit.
-    opts = SubmitOptions(
-        method="lora",
-        executor="slurm",
-        sets=(*FAST, "dpo.quantization_bit=4"),
-        then=("dpo",),
-        dry_run=True,
-    )
     with pytest.raises(OrchError, match="Cannot create new adapter upon a quantized model"):
-        submit(catalog, ["tiny-qwen3"], opts, log=lambda _m: None)
+        plan(catalog, "dpo.quantization_bit=4", executor="slurm")
 
 
 GOLD = {"depression_level": 2, "anxiety_level": 1, "risk_flag": "suicidal", "student_distress_score": 7}
