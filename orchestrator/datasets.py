@@ -14,8 +14,6 @@ from orchestrator.task import Task
 
 # LLaMA-Factory's alpaca defaults: dataset_info.json `columns` map these roles to row keys.
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
-# The columns LLaMA-Factory's alpaca converter indexes in every row (a missing one is its KeyError).
-REQUIRED_ROLES = ("prompt", "query", "response")
 # Preference (ranking) rows: LLaMA-Factory has no default column for the two answers; dataset_info declares them.
 RANKING_ROLES = ("prompt", "query", "chosen", "rejected")
 TEXT_ROLES = ("prompt", "query")  # joined into the user turn: text (or null)
@@ -87,20 +85,33 @@ def parse_answer(text: Any) -> tuple[Any, str | None]:
         return None, f"response is not valid JSON ({exc.msg}): {text[:80]!r}"
 
 
+def lf_columns(columns: dict[str, Any] | None) -> dict[str, str | None]:
+    """Row keys by role as LLaMA-Factory reads them: the alpaca defaults without `columns`; with it, only the
+    roles it names (its `DatasetAttr.set_attr`: an undeclared role is None, never the default)."""
+    if columns is None:
+        return dict(ALPACA_COLUMNS)
+    roles = {*ALPACA_COLUMNS, *RANKING_ROLES, *columns}
+    return {role: (str(columns[role]) if columns.get(role) is not None else None) for role in roles}
+
+
 def check_rows(
     path: Path, columns: dict[str, str] | None = None, task: Task | None = None, ranking: bool = False
 ) -> tuple[list[Row], list[RowProblem]]:
     """Rows of an alpaca dataset and every problem: missing columns, bad answers (`ranking`: both answers of
-    a preference pair, which must differ)."""
-    roles = RANKING_ROLES if ranking else REQUIRED_ROLES
-    columns = {**ALPACA_COLUMNS, **(columns or {})}
-    undeclared = [role for role in roles if role not in columns]
+    a preference pair, which must differ). The answer columns are required in every row; a declared prompt
+    column only somewhere in the file (LLaMA-Factory reads a row without it as null, a file without it
+    stops with KeyError)."""
+    cols = lf_columns(columns)
+    answer_roles = ("chosen", "rejected") if ranking else ("response",)
+    undeclared = [role for role in answer_roles if cols.get(role) is None]
     if undeclared:
         fix = "declare them: " + ", ".join(f'"{role}": "<row key>"' for role in undeclared)
         return [], [RowProblem(path, None, f"dataset_info.json declares no {'/'.join(undeclared)} column", fix)]
-    answers = [columns[role] for role in roles if role not in TEXT_ROLES]
+    answers = [str(cols[role]) for role in answer_roles]
+    prompts = [str(cols[role]) for role in TEXT_ROLES if cols.get(role) is not None]
     rows: list[Row] = []
     problems: list[RowProblem] = []
+    seen: set[str] = set()
     for item in read_rows(path):
         if isinstance(item, RowProblem):
             problems.append(item)
@@ -108,7 +119,8 @@ def check_rows(
         if not isinstance(item.data, dict):
             problems.append(RowProblem(path, item.line, "a row must be a JSON object"))
             continue
-        missing = [columns[r] for r in roles if columns[r] not in item.data]
+        seen.update(item.data)
+        missing = [key for key in answers if key not in item.data]
         if missing:
             problems.append(
                 RowProblem(
@@ -119,14 +131,14 @@ def check_rows(
                 )
             )
             continue
-        unusable = _text_problems(item.data, [columns[role] for role in TEXT_ROLES], answers)
+        unusable = _text_problems(item.data, prompts)
         if unusable:
             problems.extend(RowProblem(path, item.line, message, fix) for message, fix in unusable)
             continue
         rows.append(item)
         if ranking and _same_answer(item.data[answers[0]], item.data[answers[1]]):
             problems.append(
-                RowProblem(path, item.line, "rejected equals chosen: the pair teaches nothing", "drop the row")
+                RowProblem(path, item.line, "rejected equals chosen: the pair teaches nothing", "rebuild or drop it")
             )
         for key in answers if task is not None else ():
             label = f"{key}: " if ranking else ""
@@ -134,18 +146,30 @@ def check_rows(
                 RowProblem(path, item.line, label + message, fix)
                 for message, fix in answer_problems(task, item.data[key])
             )
+    absent = [key for key in prompts if rows and key not in seen]
+    if absent:
+        problems.append(
+            RowProblem(
+                path,
+                None,
+                f"no row has the column(s) {absent} that dataset_info.json declares "
+                "(LLaMA-Factory stops with KeyError)",
+                "add the column to the rows, or drop it from `columns`",
+            )
+        )
     return rows, problems
 
 
-def _text_problems(row: dict[str, Any], prompts: list[str], answers: list[str]) -> list[tuple[str, str]]:
-    """The prompt columns are text (or null) and every column is valid Unicode: what a tokenizer can take."""
+def _text_problems(row: dict[str, Any], prompts: list[str]) -> list[tuple[str, str]]:
+    """The prompt columns are text where given (LLaMA-Factory skips a null or empty one), and the row is valid
+    Unicode throughout (the datasets library refuses a whole file over one lone surrogate)."""
     out = []
-    for key in [*prompts, *answers]:
+    for key in prompts:
         value = row.get(key)
-        if key in prompts and value is not None and not isinstance(value, str):
+        if value and not isinstance(value, str):
             out.append((f"column {key!r} is {type(value).__name__}, not text", f"write {key} as a JSON string"))
-        elif isinstance(value, str) and not _encodable(value):
-            out.append((f"column {key!r} holds a lone surrogate (not valid Unicode)", "re-export the file as UTF-8"))
+    if not _encodable(json.dumps(row, ensure_ascii=False)):
+        out.append(("the row holds a lone surrogate (not valid Unicode)", "re-export the file as UTF-8"))
     return out
 
 
@@ -192,8 +216,8 @@ def _example(task: Task) -> str:
 
 def user_content(row: dict[str, Any], columns: dict[str, str] | None = None) -> str:
     """The user turn LLaMA-Factory builds from an alpaca row: prompt and query joined by a newline."""
-    columns = {**ALPACA_COLUMNS, **(columns or {})}
-    parts = [row.get(columns["prompt"]) or "", row.get(columns["query"]) or ""]
+    cols = lf_columns(columns)
+    parts = [row.get(key) or "" if key else "" for key in (cols.get("prompt"), cols.get("query"))]
     return "\n".join(p for p in parts if p)
 
 

@@ -248,10 +248,10 @@ def preference_findings(margins: list[tuple[int, float]], accuracies: list[tuple
     task: the scores do."""
     if not margins or not accuracies:
         return [Finding(WARN, "preference", "no reward margins or accuracies logged yet (lower logging_steps?)")]
-    broken = [(step, value) for step, value in margins if not math.isfinite(value)]
+    broken = [(step, value) for step, value in [*margins, *accuracies] if not math.isfinite(value)]
     if broken:
         step, value = broken[0]
-        return [Finding(BAD, "preference", f"the reward margin is {value} at step {step}: DPO diverged")]
+        return [Finding(BAD, "preference", f"a reward margin or accuracy is {value} at step {step}: DPO diverged")]
     (first_step, first), (last_step, last) = margins[0], margins[-1]
     accuracy = accuracies[-1][1]
     text = (

@@ -137,7 +137,7 @@ def _chain_made_data(project: Project, run: Run, config: Path) -> dict[str, str]
     if stages.data_maker(run.stage) is None:
         return {}
     values = inputs.read_yaml_mapping(config, "job config")
-    data = dataset_files(project, values, run.stage)
+    data = [p for p in dataset_files(project, values, run.stage) if p.is_file()]  # LLaMA-Factory names a missing one
     if not data:
         return {}
     return {

@@ -173,9 +173,8 @@ def _plan(
     resolved = resolve_model(project, str(rendered.values.get("model_name_or_path", "")))
     if resolved.path is not None and resolved.path != project.resolve(str(rendered.values["model_name_or_path"])):
         sets += (f"{run.stage}.model_name_or_path={resolved.path}",)
-    report = validate_run(
-        catalog, run.model, opts.method, task, sets + _pending_data(catalog, run, earlier), (run.stage,), ctx
-    )
+    pending = _pending_data(catalog, run, task, rendered.values, earlier)
+    report = validate_run(catalog, run.model, opts.method, task, sets + pending, (run.stage,), ctx)
     problems = [p for ps in report.problems.values() for p in ps]
     problems += _executor_problems(opts.executor, rendered.values, rendered.path.name)
     errors = [p for p in problems if p.severity is Severity.ERROR and p.rule != "output-dir"]
@@ -193,24 +192,39 @@ def _plan(
     render_job_script(catalog, run, catalog.layout.job_root(run) / "planned", catalog.layout.job_root(run), slurm)
     plan = Plan(run, config.values, config.text, slurm, "fresh", secrets=job_env(secret_sets, run.stage))
     _check_not_active(project, executor, run)
-    _decide_output(catalog, plan, opts, _stale_inputs(catalog, run, earlier))
+    out = project.resolve(str(config.values[stages.get(run.stage).output_key]))
+    _decide_output(catalog, plan, opts, _stale_inputs(catalog, run, out, earlier))
     if plan.action == "restart":
-        _check_readers_idle(project, executor, run)
+        _check_readers_idle(project, run)
     return plan
 
 
-def _pending_data(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> tuple[str, ...]:
+def _pending_data(
+    catalog: Catalog, run: Run, task: Task, values: dict[str, Any], earlier: dict[str, Plan]
+) -> tuple[str, ...]:
     """A stage whose data an earlier job of this chain (re)writes (dpo: the pairs) is validated as before that
-    data exists: what is on disk now is about to be replaced, and the job that writes it checks it."""
+    data exists: what is on disk now is about to be replaced, and the job that writes it checks it. Only when
+    it reads that data: the chain's folder, and the dataset the pairs stage declares there."""
+    from orchestrator.preference import pairs_dataset
+
     maker = stages.data_maker(run.stage)
     if maker is None or maker not in earlier or earlier[maker].action == "skip":
         return ()
     folder = catalog.layout.preference_dir(run.sibling(stages.TRAINING))
-    pending = folder.parent / "(written by this chain)" / folder.name  # a folder to come, as before any pairs
+    if catalog.project.resolve(str(values.get("dataset_dir", ""))).resolve() != folder.resolve():
+        return ()  # the user's own data: validated as it is
+    if str(values.get("dataset", "")).strip() != pairs_dataset(task):
+        raise OrchError(
+            f"{run.name}: dataset {values.get('dataset')!r} is not what the {maker} stage writes into "
+            f"{catalog.project.relative(folder)}",
+            fix=f"--set {run.stage}.dataset={pairs_dataset(task)} (or your own dataset_dir)",
+        )
+    # The same folder name under a folder that does not exist: "not written yet", as before the first pairs.
+    pending = folder.parent.parent / "(written by this chain)" / folder.parent.name / folder.name
     return (f"{run.stage}.dataset_dir={pending}",)
 
 
-def _stale_inputs(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> str | None:
+def _stale_inputs(catalog: Catalog, run: Run, out: Path, earlier: dict[str, Plan]) -> str | None:
     """Why a training stage that starts from another's output (dpo: the SFT adapter and its pairs) must start
     over: its inputs are rebuilt by this submission, or are newer than its own outputs (None: they are not)."""
     stage = stages.get(run.stage)
@@ -219,7 +233,7 @@ def _stale_inputs(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> str |
     rebuilt = [name for name in (stage.after, stages.TRAINING) if name in earlier and earlier[name].action != "skip"]
     if rebuilt:
         return f"its inputs are rebuilt by this submission ({', '.join(rebuilt)})"
-    started = catalog.layout.output_dir(run) / ORCH_CONFIG
+    started = out / ORCH_CONFIG
     sft = run.sibling(stages.TRAINING)
     inputs_now = [catalog.layout.output_dir(sft) / ADAPTER_WEIGHTS, catalog.layout.preference_pairs(sft, "train")]
     if started.is_file() and any(p.is_file() and p.stat().st_mtime > started.stat().st_mtime for p in inputs_now):
@@ -227,15 +241,10 @@ def _stale_inputs(catalog: Catalog, run: Run, earlier: dict[str, Plan]) -> str |
     return None
 
 
-def _check_readers_idle(project, executor, run: Run) -> None:
+def _check_readers_idle(project, run: Run) -> None:
     """Nothing that reads a run's output is running while that output is moved aside (a dpo job reading sft)."""
     for reader in (run.sibling(name) for name in stages.TABLE if name != run.stage):
-        try:
-            _check_not_active(project, executor, reader)
-        except OrchError as exc:
-            raise OrchError(
-                f"{run.name} would be moved aside while {reader.name} may read it: {exc.message}", fix=exc.fix
-            ) from None
+        check_idle(project, reader, f"{run.name} would be moved aside while {reader.name} may read it")
 
 
 def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, earlier: dict[str, Plan]) -> Plan:
@@ -264,6 +273,8 @@ def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, e
         plan.action, plan.note = "skip", reuse
         return plan
     _check_not_active(project, executor, run)
+    if run.stage == stages.PAIRS.name:
+        check_idle(project, run.sibling(stages.DPO.name), f"{run.name} would rewrite the pairs it trains on")
     if stages.get(run.stage).folder:
         _decide_output(catalog, plan, opts)
     return plan
@@ -336,6 +347,14 @@ def _check_inputs(
             folder, marker = project.resolve(_export_dir(catalog, run, task, opts)), "config.json"
         else:
             folder, marker = layout.output_dir(run.sibling(stage)), markers[stage]
+        if stage == stages.DPO.name and (folder / marker).is_file():
+            sft = layout.output_dir(run.sibling(stages.TRAINING)) / marker
+            if sft.is_file() and sft.stat().st_mtime > (folder / marker).stat().st_mtime:
+                raise OrchError(
+                    f"{run.name} would score the DPO adapter in {project.relative(folder)}, trained on an SFT "
+                    "adapter that was trained again since",
+                    fix=fix,
+                )
         if not (folder / marker).is_file():
             raise OrchError(
                 f"{run.name} reads the {stage} stage's output, which is neither in this chain nor in "
@@ -383,15 +402,18 @@ def _executor_problems(executor: str, values: dict[str, Any], source: str):
 
 def _check_not_active(project, executor, run: Run) -> None:
     """The run's last job, on whichever executor it went to, has ended."""
+    check_idle(project, run, "not submitted twice")
+
+
+def check_idle(project, run: Run, why: str) -> None:
+    """Refuse (`why`) while the run's last job, on whichever executor it went to, is pending or running."""
     last = last_submission(project, run)
     if last is None:
         return
-    if last.get("executor") != executor.name:
-        executor = get_executor(str(last["executor"]), project.jobs)
-    state = executor.status(str(last["job_id"]))
+    state = get_executor(str(last["executor"]), project.jobs).status(str(last["job_id"]))
     if state.active:
         raise OrchError(
-            f"{run.name} already has {state.state.lower()} job {last['job_id']}; not submitted twice",
+            f"{run.name} already has {state.state.lower()} job {last['job_id']}: {why}",
             fix=f"wait for it (orch status {run.name}) or cancel it (orch cancel {run.name})",
         )
 
@@ -405,10 +427,12 @@ def _decide_output(catalog: Catalog, plan: Plan, opts: SubmitOptions, stale: str
             fix="give output_dir a folder (or leave it to the run layout)",
         )
     others = [s for s in stages.TABLE.values() if s.folder and s.name != plan.run.stage]
-    taken = next((s.name for s in others if out.resolve() == catalog.layout.output_dir(plan.run.sibling(s.name))), None)
+    mine = out.resolve()
+    folders = {s.name: catalog.layout.output_dir(plan.run.sibling(s.name)).resolve() for s in others}
+    taken = next((name for name, other in folders.items() if mine == other or other in mine.parents), None)
     if taken:
         raise OrchError(
-            f"{plan.run.name}: its output folder {project.relative(out)} is the {taken} stage's",
+            f"{plan.run.name}: its output folder {project.relative(out)} is (inside) the {taken} stage's",
             fix=f"drop the {stages.get(plan.run.stage).output_key} override: each stage writes to its own folder",
         )
     if not stages.get(plan.run.stage).trains:

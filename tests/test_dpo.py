@@ -107,6 +107,9 @@ def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatc
     # Retraining SFT now would move the adapter the running DPO job reads: refused.
     with pytest.raises(OrchError, match="would be moved aside while tiny-qwen3/lora/dpo may read it"):
         plan(catalog, *CHAIN[:3], then=(), executor=executor, restart=True)
+    # ... and so would rebuilding the pairs it trains on.
+    with pytest.raises(OrchError, match="would rewrite the pairs it trains on"):
+        plan(catalog, *CHAIN, then=("pairs",), executor=executor)
     cancel(project, DPO)
     wait_state(project, DPO, ("CANCELLED",), timeout=120)
 
@@ -175,8 +178,12 @@ def test_bad_pairs_settings_and_stale_dpo_inputs_are_refused_before_queueing(pro
     with pytest.raises(OrchError, match="reads the dpo stage's output"):
         plan(catalog, "eval.subjects=adapter,dpo", then=("eval",))
     # The dpo run writing into the SFT run's folder (it would be "finished" there, or clobber it).
-    with pytest.raises(OrchError, match="its output folder saves/tiny-qwen3/lora/sft is the sft stage's"):
-        plan(catalog, "dpo.output_dir=saves/tiny-qwen3/lora/sft")
+    for folder in ("saves/tiny-qwen3/lora/sft", "saves/tiny-qwen3/lora/sft/preference"):
+        with pytest.raises(OrchError, match=f"its output folder {folder} is \\(inside\\) the sft stage's"):
+            plan(catalog, f"dpo.output_dir={folder}")
+    # The chain writes the pairs under one dataset name: any other name in its folder would not be there.
+    with pytest.raises(OrchError, match="dataset 'student_mental_val_pairs' is not what the pairs stage writes"):
+        plan(catalog, "dpo.dataset=student_mental_val_pairs")
     # QLoRA cannot merge the SFT adapter into a 4-bit base: LLaMA-Factory's own check, at submit.
     with pytest.raises(OrchError, match="Cannot create new adapter upon a quantized model"):
         plan(catalog, "dpo.quantization_bit=4", executor="slurm")
@@ -217,7 +224,7 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
             _pair(json.dumps(GOLD), json.dumps(GOLD, indent=1, sort_keys=True)),  # 7: the same answer, respaced
             _pair(json.dumps(GOLD), json.dumps(MISS), instruction=5),  # 8: a prompt that is no text
             json.dumps({**json.loads(good), "input": "\ud800"}),  # 9: a lone surrogate escaped (not valid Unicode)
-            '{"instruction": "assess", "chosen": "{}", "rejected": "{}"}',  # 10: no input (LLaMA-Factory: KeyError)
+            json.dumps({"instruction": "assess", "chosen": json.dumps(GOLD), "rejected": json.dumps(MISS)}),  # 10: fine
             _pair(json.dumps(GOLD), json.dumps({**GOLD, "depression_level": 2.0})),  # 11: 2.0 is the label 2
         ],
     )
@@ -232,8 +239,9 @@ def test_validate_names_the_file_and_line_of_every_bad_pair(project, catalog, or
     assert f"{rel}:6" in text and "chosen: response is not valid JSON" in text
     assert f"{rel}:7" in text and f"{rel}:8" in text and "column 'instruction' is int, not text" in text
     assert f"{rel}:9" in text and "lone surrogate" in text
-    assert f"{rel}:10" in text and "missing column(s) ['input']" in text
-    assert text.count("rejected equals chosen") == 3  # rows 2, 7 and 11
+    assert f"{rel}:10" not in text  # no input in one row (others have it): LLaMA-Factory reads it as null
+    for line in (2, 7, 11):  # the same answer, however written (11: 2.0 is the label 2)
+        assert f"{rel}:{line}: rejected equals chosen" in text
     assert f"{rel}:1:" not in text and f"{rel}:1 " not in text
     assert "Traceback" not in text and result.exit_code == 1
 
@@ -294,3 +302,24 @@ def test_diagnose_says_whether_dpo_learned_the_preference():
     flat = preference_findings([(1, 0.0), (10, -0.1)], [(1, 0.5), (10, 0.4)])
     assert flat[0].level == WARN and "does not prefer the gold answers" in flat[0].message
     assert preference_findings([], [])[0].level == WARN
+
+
+def test_rows_are_read_with_the_columns_llamafactory_reads(tmp_path, catalog):
+    """Declared `columns` replace the alpaca defaults (an undeclared role is None, as LLaMA-Factory sets it);
+    a declared prompt column may be missing from some rows (null) but not from the whole file (KeyError)."""
+    from orchestrator.datasets import check_rows, user_content
+
+    task = catalog.task()
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"q": "来访者：我不想活了", "c": json.dumps(GOLD), "r": json.dumps(MISS)}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    columns = {"prompt": "q", "chosen": "c", "rejected": "r"}
+    found, problems = check_rows(path, columns, task, ranking=True)
+    assert len(found) == 1 and problems == []  # no `input` needed: the query role is not declared
+    assert user_content({"q": "hello", "input": "ignored"}, columns) == "hello"
+    found, problems = check_rows(path, {**columns, "query": "context"}, task, ranking=True)
+    assert found and [p.message for p in problems] == [
+        "no row has the column(s) ['context'] that dataset_info.json declares (LLaMA-Factory stops with KeyError)"
+    ]
+    found, problems = check_rows(path, {"prompt": "q", "chosen": "c"}, task, ranking=True)
+    assert found == [] and "declares no rejected column" in problems[0].message

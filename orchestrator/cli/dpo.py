@@ -40,13 +40,18 @@ def dpo() -> None:
 @task_option
 def dpo_pairs(run, output, split, limit, risk_share, keep_correct, seed, batch_size, task) -> None:
     """Score the SFT RUN on a split and write DPO pairs: chosen = gold, rejected = its own valid mistakes."""
+    from orchestrator import stages
     from orchestrator.preference import build_pairs, stats_path
-    from orchestrator.stages import TRAINING
 
     cat = catalog()
-    parsed = cat.layout.parse_run(run, task).sibling(TRAINING)
+    parsed = cat.layout.parse_run(run, task).sibling(stages.TRAINING)
     task_obj = cat.task(cat.layout.task_of(parsed))
     out = output.resolve() if output else cat.layout.preference_pairs(parsed, split)
+    if output is None:
+        from orchestrator.submit import check_idle
+
+        dpo_run = parsed.sibling(stages.DPO.name)
+        check_idle(cat.project, dpo_run, f"these pairs are what {dpo_run.name} trains on; not rewritten under it")
     with progress(f"scoring {parsed.name} on {split}") as update:
         built = build_pairs(
             cat.project,

@@ -133,19 +133,26 @@ def load_for_eval(
 
 def _check_not_stale(project: Project, model_dir: Path, starting: list[Path]) -> None:
     """An adapter trained on top of others is scored only on top of those same ones (not a retrained SFT's)."""
-    own = model_dir / outputs.ADAPTER_WEIGHTS
+    own = _adapter_weights(model_dir)
     for adapter in starting:
-        weights = adapter / outputs.ADAPTER_WEIGHTS
-        if not weights.is_file():
+        weights = _adapter_weights(adapter)
+        if weights is None:
             raise OrchError(
                 f"{project.relative(adapter)} (the adapter it was trained on) is gone", fix="train it again"
             )
-        if own.is_file() and weights.stat().st_mtime > own.stat().st_mtime:
+        if own is not None and weights.stat().st_mtime > own.stat().st_mtime:
             raise OrchError(
                 f"{project.relative(model_dir)} was trained on top of {project.relative(adapter)}, which was trained "
                 "again since: together they are a model nobody trained",
                 fix="train it again on the new one (orch submit MODEL --then dpo restarts it)",
             )
+
+
+def _adapter_weights(folder: Path) -> Path | None:
+    """An adapter folder's weights file (safetensors or the older .bin), if any."""
+    return next(
+        (folder / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (folder / n).is_file()), None
+    )
 
 
 def starting_adapters(project: Project, config: dict[str, Any]) -> list[Path]:

@@ -54,21 +54,25 @@ def dataset_info(cfg: ConfigUnderTest) -> tuple[Path, dict, Problem | None]:
     info_path = dataset_dir / "dataset_info.json"
     rel = cfg.project.relative(info_path)
     if not info_path.is_file():
-        fix = "run `orch render`"
-        if stages.data_maker(cfg.stage):
-            from orchestrator.validation.references import data_fix
-
-            fix = data_fix(cfg.stage)
-        problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", fix)
+        problem = Problem(Severity.ERROR, "datasets", cfg.where("dataset_dir"), f"{rel} not found", _registry_fix(cfg))
         return info_path, {}, problem
     try:
         info = inputs.read_json(info_path)
     except InputError as exc:
         where = rel + (f":{exc.line}" if exc.line else "") + (f":{exc.column}" if exc.line and exc.column else "")
-        return info_path, {}, Problem(Severity.ERROR, "datasets", where, exc.message, "run `orch render`")
+        return info_path, {}, Problem(Severity.ERROR, "datasets", where, exc.message, _registry_fix(cfg))
     if not isinstance(info, dict):
-        return info_path, {}, Problem(Severity.ERROR, "datasets", rel, "not a JSON object", "run `orch render`")
+        return info_path, {}, Problem(Severity.ERROR, "datasets", rel, "not a JSON object", _registry_fix(cfg))
     return info_path, info, None
+
+
+def _registry_fix(cfg: ConfigUnderTest) -> str:
+    """What writes the dataset_info.json a config reads: `orch render` (the tasks'), the pairs stage (dpo's)."""
+    if stages.data_maker(cfg.stage):
+        from orchestrator.validation.references import data_fix
+
+        return data_fix(cfg.stage)
+    return "run `orch render`"
 
 
 def rows(ctx: Context, path: Path, columns: dict | None, task: Task | None, ranking: bool = False):

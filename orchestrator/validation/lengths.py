@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import lf_adapter as lf
-from orchestrator.datasets import ALPACA_COLUMNS, check_rows, user_content
+from orchestrator.datasets import check_rows, lf_columns, user_content
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def pair_lengths(model_dir: Path, template_name: str, data: Path, columns: dict 
     """
     tok = tokenizer(model_dir)
     template = lf.chat_template(tok, template_name)
-    cols = {**ALPACA_COLUMNS, **(columns or {})}
+    cols = lf_columns(columns)
     rows, _ = check_rows(data, columns, ranking=ranking)
     answer_roles = ("chosen", "rejected") if ranking else ("response",)
     pairs = []

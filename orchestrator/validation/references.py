@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator import inputs, stages
 from orchestrator import lf_adapter as lf
 from orchestrator.inputs import InputError
-from orchestrator.layout import PREFERENCE
+from orchestrator.layout import PREFERENCE, TASK_SEP
 from orchestrator.models import looks_like_hub_id, resolve_model
 from orchestrator.outputs import checkpoint_problems
 from orchestrator.validation.context import Context
@@ -78,7 +78,7 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
                 )
                 continue
             maker = stages.data_maker(cfg.stage)
-            if key == "dataset_dir" and maker and path.name == PREFERENCE:  # the pairs stage's folder, to come
+            if key == "dataset_dir" and maker and _pairs_folder(path):  # an SFT run's pairs folder, to come
                 cfg.rejected.add(key)  # nothing to check the datasets against yet
                 yield Problem(
                     INFO if cfg.origins else WARNING,
@@ -97,10 +97,15 @@ def referenced_paths(cfg: ConfigUnderTest, ctx: Context) -> Iterator[Problem]:
             )
 
 
+def _pairs_folder(path: Path) -> bool:
+    """`<...>/sft[@task]/preference`: where the pairs stage writes (the layout's preference folder)."""
+    return path.name == PREFERENCE and path.parent.name.partition(TASK_SEP)[0] == stages.SFT.folder
+
+
 def data_fix(stage: str) -> str:
     """How the data of a stage that trains on what an orch stage writes is made."""
     maker = stages.data_maker(stage)
-    return f"build it: `orch dpo pairs MODEL/METHOD`, or `orch submit MODEL --then {stage}` (its {maker} stage first)"
+    return f"build it: `orch dpo pairs MODEL/METHOD`, or `orch submit MODEL --then {maker},{stage}` (rebuilds them)"
 
 
 def _reject(cfg: ConfigUnderTest, key: str, message: str, fix: str) -> Problem:
