@@ -272,7 +272,7 @@ class Scored:
             raise OrchError(f"cannot score subject {self.subject!r} with a model", fix=f"one of {MODEL_SUBJECTS}")
         if self.checkpoint is not None and self.subject != ADAPTER:
             raise OrchError(f"a checkpoint holds an adapter, not the {self.subject} model", fix="drop --checkpoint")
-        if self.subject in (MERGED, GGUF) and self.run.stage != stages.TRAINING:
+        if self.subject in (MERGED, GGUF) and self.run.trained().stage != stages.TRAINING:  # a dpo run's
             raise OrchError(
                 f"the export and gguf stages merge the SFT adapter: {self.run.name} has no {self.subject} model",
                 fix=f"score the {self.run.stage} run's adapter (drop --{self.subject}), or the SFT run's "
