@@ -248,7 +248,7 @@ def _check_readers_idle(project, run: Run) -> None:
 
 
 def _plan_own(catalog: Catalog, executor, run: Run, task, opts: SubmitOptions, earlier: dict[str, Plan]) -> Plan:
-    """A job of one of orch's own stages (gguf, eval): its settings checked, its config written by orch."""
+    """A job of one of orch's own stages (pairs, gguf, eval): its settings checked, its config written by orch."""
     project, layout = catalog.project, catalog.layout
     settings = catalog.settings(run.model, opts.method, task)
     own = settings.get("orch", {})
