@@ -97,8 +97,10 @@ def test_dpo_chain_trains_from_the_sft_adapter_on_its_own_mistakes(project, cata
 
 def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "pacer"))
-    monkeypatch.setenv("ORCH_TEST_STEP_SECONDS", "0.2")  # 60 DPO steps outlast the cancel on any machine
-    sets = (*CHAIN, "dpo.max_steps=60", "dpo.save_steps=5")
+    # Paced: 300 DPO steps take at least 60 s, which outlasts the refusals and the cancel below however fast
+    # the machine; the resumed job runs unpaced (pacing is the environment's, not the config's).
+    monkeypatch.setenv("ORCH_TEST_STEP_SECONDS", "0.2")
+    sets = (*CHAIN, "dpo.max_steps=300", "dpo.save_steps=5")
     go(catalog, executor, *sets, then=("dpo",))
     deadline = time.time() + 600
     while not (dpo_dir(project) / "checkpoint-5" / "trainer_state.json").is_file():
@@ -113,6 +115,7 @@ def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatc
     cancel(project, DPO)
     wait_state(project, DPO, ("CANCELLED",), timeout=120)
 
+    monkeypatch.setenv("ORCH_TEST_STEP_SECONDS", "0")
     plans = go(catalog, executor, *sets, then=("dpo",))
     actions = {p.run.stage: p.action for p in plans}
     assert actions == {"sft": "skip", "pairs": "skip", "dpo": "resume"}  # the pairs it trained on are kept
@@ -124,7 +127,7 @@ def test_a_dpo_run_resumes_after_a_cancel(project, catalog, executor, monkeypatc
     record = [r for r in ledger.for_run(project.ledger, DPO.name) if r["event"] == "resumed"][0]
     assert record["resumed_from"].startswith("saves/tiny-qwen3/lora/dpo/checkpoint-")
     state = json.loads((dpo_dir(project) / "trainer_state.json").read_text())
-    assert state["global_step"] == 60
+    assert state["global_step"] == 300
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == sorted(set(logged)), "DPO began again from scratch"
     assert events(project, PAIRS).count("submitted") == 1
