@@ -49,6 +49,13 @@ class OutputStatus:
         return self.checkpoints[-1] if self.checkpoints else None
 
 
+def adapter_weights(folder: Path) -> Path | None:
+    """A LoRA adapter folder's weights file (safetensors, or the older .bin), if it has one."""
+    return next(
+        (folder / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (folder / n).is_file()), None
+    )
+
+
 def checkpoints(path: Path) -> list[Path]:
     """`checkpoint-N` folders in step order, complete or not."""
     if not path.is_dir():

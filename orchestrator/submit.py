@@ -27,7 +27,7 @@ from orchestrator.inputs import InputError
 from orchestrator.layout import GGUF_MANIFEST
 from orchestrator.locks import LOCK_NAME, run_locks
 from orchestrator.models import resolve_model
-from orchestrator.outputs import ADAPTER_WEIGHTS, OutputState, output_status
+from orchestrator.outputs import ADAPTER_WEIGHTS, OutputState, adapter_weights, output_status
 from orchestrator.render import DATASET_INFO, render_run
 from orchestrator.resources import check_resources
 from orchestrator.runs import (
@@ -296,8 +296,8 @@ def _reusable_pairs(
         return None
     sft = run.sibling(stages.TRAINING)
     pairs = catalog.layout.preference_pairs(sft, "train")
-    adapter = catalog.layout.output_dir(sft) / ADAPTER_WEIGHTS
-    if not all(p.is_file() for p in (pairs, stats_path(pairs), pairs.parent / DATASET_INFO, adapter)):
+    adapter = adapter_weights(catalog.layout.output_dir(sft))
+    if adapter is None or not all(p.is_file() for p in (pairs, stats_path(pairs), pairs.parent / DATASET_INFO)):
         return None
     if pairs.stat().st_mtime < adapter.stat().st_mtime:
         return None

@@ -133,9 +133,9 @@ def load_for_eval(
 
 def _check_not_stale(project: Project, model_dir: Path, starting: list[Path]) -> None:
     """An adapter trained on top of others is scored only on top of those same ones (not a retrained SFT's)."""
-    own = _adapter_weights(model_dir)
+    own = outputs.adapter_weights(model_dir)
     for adapter in starting:
-        weights = _adapter_weights(adapter)
+        weights = outputs.adapter_weights(adapter)
         if weights is None:
             raise OrchError(
                 f"{project.relative(adapter)} (the adapter it was trained on) is gone", fix="train it again"
@@ -146,13 +146,6 @@ def _check_not_stale(project: Project, model_dir: Path, starting: list[Path]) ->
                 "again since: together they are a model nobody trained",
                 fix="train it again on the new one (orch submit MODEL --then dpo restarts it)",
             )
-
-
-def _adapter_weights(folder: Path) -> Path | None:
-    """An adapter folder's weights file (safetensors or the older .bin), if any."""
-    return next(
-        (folder / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (folder / n).is_file()), None
-    )
 
 
 def starting_adapters(project: Project, config: dict[str, Any]) -> list[Path]:
